@@ -1,0 +1,36 @@
+# Two commands on a fresh clone: `make check` (the checker on the bundled examples) and `make test`.
+# Both build .venv on first use and reuse it afterwards (rebuilt when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+EXTRAS ?= test,torch,plot,dev
+PROFILE ?= ci
+JOBS ?= 2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: check test bench lint clean venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+check: $(STAMP)
+	$(BIN)/python -m checks.smoke
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) --hypothesis-profile=$(PROFILE) $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check cnn checks tests benchmarks examples conftest.py
+	$(BIN)/ruff format --check cnn checks tests benchmarks examples conftest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,40 @@
+"""Hypothesis profiles for the whole suite.
+
+Chosen by ``--hypothesis-profile NAME`` (hypothesis's own pytest option) or the environment variable
+``HYPOTHESIS_PROFILE``; ``dev`` otherwise. ``make test`` uses ``ci``.
+
+- dev: quick local runs, random, with the example database.
+- ci: derandomised (same examples every run), no deadline, enough examples to matter, prints the
+  ``@reproduce_failure`` blob so any failure can be replayed.
+- thorough: many random examples, for a nightly job or a false-positive hunt.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+settings.register_profile("dev", max_examples=20, deadline=None, suppress_health_check=_SLOW_IS_FINE)
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    database=None,
+    suppress_health_check=_SLOW_IS_FINE,
+)
+settings.register_profile(
+    "thorough", max_examples=1000, deadline=None, print_blob=True, suppress_health_check=_SLOW_IS_FINE
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_report_header(config):
+    profile = config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE", "dev")
+    return (
+        f"cnn-gradcheck: hypothesis profile '{profile}'. Replay a failure: rerun the failing test id with "
+        f"--hypothesis-profile={profile} (derandomised profiles repeat exactly), or paste the printed "
+        "@reproduce_failure decorator; add --hypothesis-seed=N to pin a random profile."
+    )
