@@ -1,0 +1,180 @@
+"""Geometries: the shapes and hyper-parameters of one layer instance, one NamedTuple per layer kind.
+
+Every geometry is canonical (NCHW, weights (F, C, kh, kw), dense weight (D, M)) and knows the shapes
+it implies, so strategies, oracles and adapters never recompute them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+Pair = tuple[int, int]
+
+
+def _out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """floor((size + 2p - d*(k-1) - 1) / s) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class ConvGeometry(NamedTuple):
+    """conv2d on X (N, C, H, W) with K (F, C, kh, kw), optional B (F,)."""
+
+    batch: int
+    in_channels: int
+    height: int
+    width: int
+    filters: int
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
+    bias: bool = True
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.in_channels, self.height, self.width)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {"weight": (self.filters, self.in_channels, *self.kernel)}
+        if self.bias:
+            shapes["bias"] = (self.filters,)
+        return shapes
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        ho = _out(self.height, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0])
+        wo = _out(self.width, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1])
+        return (self.batch, self.filters, ho, wo)
+
+
+class PoolGeometry(NamedTuple):
+    """max_pool2d on X (N, C, H, W); floor mode, -inf padding of at most half the kernel."""
+
+    batch: int
+    channels: int
+    height: int
+    width: int
+    kernel: Pair
+    stride: Pair
+    padding: Pair = (0, 0)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.channels, self.height, self.width)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        ho = _out(self.height, self.kernel[0], self.stride[0], self.padding[0], 1)
+        wo = _out(self.width, self.kernel[1], self.stride[1], self.padding[1], 1)
+        return (self.batch, self.channels, ho, wo)
+
+    @property
+    def overlapping(self) -> bool:
+        return self.stride[0] < self.kernel[0] or self.stride[1] < self.kernel[1]
+
+
+class ElementwiseGeometry(NamedTuple):
+    """A shape-preserving or reshaping layer without parameters (ReLU, flatten) on X of ``shape``."""
+
+    shape: tuple[int, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def flat_shape(self) -> tuple[int, ...]:
+        return (self.shape[0], math.prod(self.shape[1:]))
+
+
+class DenseGeometry(NamedTuple):
+    """Y = flatten(X) W + b on X (N, *features), W (D, M) with D = prod(features), b (M,)."""
+
+    batch: int
+    features: tuple[int, ...]
+    out_features: int
+    bias: bool = True
+
+    @property
+    def in_features(self) -> int:
+        return math.prod(self.features)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.features)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {"weight": (self.in_features, self.out_features)}
+        if self.bias:
+            shapes["bias"] = (self.out_features,)
+        return shapes
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.out_features)
+
+
+class LossGeometry(NamedTuple):
+    """softmax_cross_entropy on logits (N, M) with integer labels (N,); the output is a scalar."""
+
+    batch: int
+    classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.classes)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return ()
+
+
+class NetworkGeometry(NamedTuple):
+    """conv -> relu -> maxpool -> conv -> relu -> maxpool -> flatten -> dense -> softmax-CE."""
+
+    batch: int
+    in_channels: int
+    height: int
+    width: int
+    conv1: ConvGeometry
+    pool1: PoolGeometry
+    conv2: ConvGeometry
+    pool2: PoolGeometry
+    dense: DenseGeometry
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.in_channels, self.height, self.width)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for prefix, part in (("conv1", self.conv1), ("conv2", self.conv2), ("dense", self.dense)):
+            shapes.update({f"{prefix}.{k}": v for k, v in part.param_shapes.items()})
+        return shapes
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return ()
+
+
+Geometry = ConvGeometry | PoolGeometry | ElementwiseGeometry | DenseGeometry | LossGeometry | NetworkGeometry
