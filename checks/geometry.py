@@ -80,7 +80,7 @@ class PoolGeometry(NamedTuple):
 
 
 class ElementwiseGeometry(NamedTuple):
-    """A shape-preserving or reshaping layer without parameters (ReLU, flatten) on X of ``shape``."""
+    """A shape-preserving layer without parameters (ReLU) on X of ``shape``."""
 
     shape: tuple[int, ...]
 
@@ -96,8 +96,22 @@ class ElementwiseGeometry(NamedTuple):
     def output_shape(self) -> tuple[int, ...]:
         return tuple(self.shape)
 
+
+class FlattenGeometry(NamedTuple):
+    """flatten on X of ``shape`` (batch first): output (N, prod(rest))."""
+
+    shape: tuple[int, ...]
+
     @property
-    def flat_shape(self) -> tuple[int, ...]:
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
         return (self.shape[0], math.prod(self.shape[1:]))
 
 
@@ -177,4 +191,4 @@ class NetworkGeometry(NamedTuple):
         return ()
 
 
-Geometry = ConvGeometry | PoolGeometry | ElementwiseGeometry | DenseGeometry | LossGeometry | NetworkGeometry
+Geometry = ConvGeometry | PoolGeometry | ElementwiseGeometry | FlattenGeometry | DenseGeometry | LossGeometry | NetworkGeometry

@@ -1,0 +1,1 @@
+"""Timing benchmarks of the NumPy layers against PyTorch; run with ``python -m benchmarks.bench``."""

@@ -1,0 +1,82 @@
+"""Entry-wise and directional comparisons that say where and by how much two gradients differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from checks.tolerances import Tolerance
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Outcome of comparing ``actual`` with ``expected``: counts, worst entry and error sizes."""
+
+    ok: bool
+    max_abs: float
+    max_rel: float
+    worst_index: tuple[int, ...] | None
+    worst_actual: float
+    worst_expected: float
+    mismatched: int
+    total: int
+
+    def summary(self) -> str:
+        if self.total == 0:
+            return "nothing compared"
+        where = "" if self.worst_index is None else f" worst at {self.worst_index}:"
+        return (
+            f"{self.mismatched}/{self.total} entries differ;{where} got {self.worst_actual:.6g}, "
+            f"expected {self.worst_expected:.6g}; max abs err {self.max_abs:.3g}, max rel err {self.max_rel:.3g}"
+        )
+
+
+def compare(
+    actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, mask: np.ndarray | None = None
+) -> Comparison:
+    """Pass where |a - e| <= atol * max|e| + rtol * |e|; ``mask`` (True = compare) skips untrusted entries.
+
+    Non-finite actual entries always fail. The worst entry is the one with the largest
+    error-to-bound ratio, so it is the most clearly wrong one, not merely the largest.
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        raise ValueError(f"cannot compare shapes {a.shape} and {e.shape}")
+    keep = np.ones(e.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    total = int(keep.sum())
+    if total == 0:
+        return Comparison(True, 0.0, 0.0, None, 0.0, 0.0, 0, 0)
+    scale = float(np.abs(e[keep]).max())
+    err = np.abs(a - e)
+    bound = tol.atol * scale + tol.rtol * np.abs(e)
+    bad = ((err > bound) | ~np.isfinite(a)) & keep
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(keep, np.where(np.isfinite(err), err / np.maximum(bound, np.finfo(float).tiny), np.inf), -1)
+        rel = np.where(keep, err / np.maximum(np.abs(e), np.finfo(float).tiny), 0.0)
+    flat = int(np.argmax(ratio))
+    index = tuple(int(i) for i in np.unravel_index(flat, e.shape)) if e.ndim else ()
+    return Comparison(
+        ok=not bad.any(),
+        max_abs=float(np.max(np.where(keep, err, 0.0))),
+        max_rel=float(np.max(np.where(keep & np.isfinite(rel), rel, 0.0))),
+        worst_index=index,
+        worst_actual=float(a[index]) if e.ndim else float(a),
+        worst_expected=float(e[index]) if e.ndim else float(e),
+        mismatched=int(bad.sum()),
+        total=total,
+    )
+
+
+def compare_directional(actual: float, expected: float, scale: float, tol: Tolerance) -> Comparison:
+    """One projected value <grad, u> against its finite difference; ``scale`` = sum |grad_i u_i|.
+
+    The scale is the sum of absolute terms because <grad, u> may cancel to near zero while each
+    term's rounding does not.
+    """
+    err = abs(actual - expected)
+    bound = tol.atol * max(scale, abs(expected)) + tol.rtol * abs(expected)
+    ok = bool(np.isfinite(actual)) and err <= bound
+    rel = err / max(abs(expected), np.finfo(float).tiny)
+    return Comparison(ok, err, rel, None, float(actual), float(expected), 0 if ok else 1, 1)

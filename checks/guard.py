@@ -1,0 +1,136 @@
+"""Run a call into the layer under test so that any misbehaviour becomes a LayerFault, never a crash.
+
+Covered in-process: exceptions of any kind (including ``sys.exit``), calls that do not return within
+a time limit (SIGALRM, main thread only; a C call that never yields is only stopped by running the
+check in a subprocess, see ``--isolate``), allocations beyond a memory budget (RLIMIT_AS raised to
+"current + budget" for the duration of the call), and output written to stdout/stderr (captured and
+reported, so a chatty layer cannot flood the report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+try:
+    import resource
+except ImportError:  # not on Windows: no memory limit there
+    resource = None  # type: ignore[assignment]
+
+
+class LayerFault(Exception):
+    """The layer under test misbehaved; ``str()`` names the stage, the cause and the input shape."""
+
+    def __init__(self, stage: str, cause: str, shapes: str = "") -> None:
+        self.stage, self.cause, self.shapes = stage, cause, shapes
+        where = f" (inputs: {shapes})" if shapes else ""
+        super().__init__(f"{stage}: {cause}{where}")
+
+
+class _Timeout(BaseException):
+    """Raised by the alarm handler; a BaseException so a bare ``except Exception`` in the layer cannot eat it."""
+
+
+@dataclass
+class Limits:
+    """Per-call limits: wall-clock seconds and extra address space in bytes (None = unlimited)."""
+
+    seconds: float | None = 10.0
+    memory_bytes: int | None = 2 * 1024**3
+
+
+@dataclass
+class Transcript:
+    """What the layer printed across all guarded calls of one check."""
+
+    chunks: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _address_space() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _memory_cap(extra: int | None) -> Iterator[None]:
+    current = _address_space() if extra and resource is not None else None
+    if current is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = current + extra
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def call(
+    stage: str,
+    fn: Callable[..., T],
+    *args: object,
+    shapes: str = "",
+    limits: Limits | None = None,
+    transcript: Transcript | None = None,
+) -> T:
+    """fn(*args), with every way it can go wrong turned into ``LayerFault(stage, cause, shapes)``."""
+    limits = limits or Limits()
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            with _memory_cap(limits.memory_bytes), _alarm(limits.seconds):
+                return fn(*args)
+    except KeyboardInterrupt:
+        raise
+    except _Timeout:
+        raise LayerFault(stage, f"did not return within {limits.seconds:g} s (hang or infinite loop?)", shapes) from None
+    except MemoryError as exc:
+        budget = "" if limits.memory_bytes is None else f" (budget {limits.memory_bytes / 1024**3:.1f} GiB)"
+        raise LayerFault(stage, f"ran out of memory{budget}: {exc}", shapes) from None
+    except SystemExit as exc:
+        raise LayerFault(stage, f"called sys.exit({exc.code!r})", shapes) from None
+    except BaseException as exc:
+        raise LayerFault(stage, f"raised {type(exc).__name__}: {exc}", shapes) from exc
+    finally:
+        if transcript is not None and buffer.getvalue():
+            transcript.chunks.append(buffer.getvalue())

@@ -1,0 +1,101 @@
+"""PyTorch autograd as an exact oracle: the same computation in torch.nn.functional, in float64.
+
+torch is imported here and only here, lazily, on first use; without it ``available()`` says why
+and every torch check is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from checks.geometry import Geometry
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TorchResult:
+    """Output Z and dL/d(every input) for L = sum(Z * G), all float64 numpy arrays (canonical layout)."""
+
+    output: np.ndarray
+    grads: dict[str, np.ndarray]
+
+
+@cache
+def _torch():
+    return importlib.import_module("torch")
+
+
+def available() -> tuple[bool, str]:
+    """(True, version) when torch imports, else (False, the reason)."""
+    try:
+        return True, _torch().__version__
+    except Exception as exc:  # any import failure means "no oracle", never a crash
+        return False, f"torch is not importable ({type(exc).__name__}: {exc})"
+
+
+def _conv(F, g, t, labels):
+    return F.conv2d(t["input"], t["weight"], t.get("bias"), g.stride, g.padding, g.dilation)
+
+
+def _maxpool(F, g, t, labels):
+    return F.max_pool2d(t["input"], g.kernel, g.stride, g.padding)
+
+
+def _relu(F, g, t, labels):
+    return F.relu(t["input"])
+
+
+def _flatten(F, g, t, labels):
+    return t["input"].flatten(1)
+
+
+def _dense(F, g, t, labels):
+    y = t["input"].flatten(1) @ t["weight"]
+    return y + t["bias"] if "bias" in t else y
+
+
+def _softmax_ce(F, g, t, labels):
+    return F.cross_entropy(t["input"], labels)
+
+
+def _network(F, g, t, labels):
+    x = t["input"]
+    for name, conv_g, pool_g in (("conv1", g.conv1, g.pool1), ("conv2", g.conv2, g.pool2)):
+        x = F.conv2d(x, t[f"{name}.weight"], t.get(f"{name}.bias"), conv_g.stride, conv_g.padding, conv_g.dilation)
+        x = F.max_pool2d(F.relu(x), pool_g.kernel, pool_g.stride, pool_g.padding)
+    logits = x.flatten(1) @ t["dense.weight"]
+    if "dense.bias" in t:
+        logits = logits + t["dense.bias"]
+    return F.cross_entropy(logits, labels)
+
+
+FUNCTIONS: dict[str, Callable] = {
+    "conv": _conv,
+    "maxpool": _maxpool,
+    "relu": _relu,
+    "flatten": _flatten,
+    "dense": _dense,
+    "softmax_ce": _softmax_ce,
+    "network": _network,
+}
+
+
+def gradients(
+    kind: str, geometry: Geometry, inputs: Arrays, upstream: np.ndarray, labels: np.ndarray | None = None
+) -> TorchResult:
+    """Z = f(inputs) in torch float64 and autograd of L = sum(Z * G) with respect to every input."""
+    torch = _torch()
+    tensors = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in inputs.items()}
+    label_tensor = None if labels is None else torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    z = FUNCTIONS[kind](torch.nn.functional, geometry, tensors, label_tensor)
+    loss = (z * torch.as_tensor(np.asarray(upstream, dtype=np.float64))).sum()
+    names = list(tensors)
+    grads = torch.autograd.grad(loss, [tensors[k] for k in names], allow_unused=True)
+    out = {k: (np.zeros(inputs[k].shape) if gr is None else gr.numpy()) for k, gr in zip(names, grads, strict=True)}
+    return TorchResult(z.detach().numpy(), out)

@@ -1,0 +1,109 @@
+"""Reports: per property (and so per gradient) what was checked, how often, and what failed where.
+
+``Report.render()`` is the console text; ``Report.to_dict()`` is the JSON form (schema version in
+``SCHEMA_VERSION``; fields documented on the dataclasses).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
+
+SCHEMA_VERSION = 1
+
+
+def aggregate(statuses: list[str]) -> str:
+    """fail beats pass beats inconclusive beats skip."""
+    for status in (FAIL, PASS, INCONCLUSIVE):
+        if status in statuses:
+            return status
+    return SKIP
+
+
+@dataclass
+class PropertyReport:
+    """property: its name ("grad_weight", ...); status: aggregate over examples; examples: cases
+    tried; oracles: oracle -> how many findings it passed; findings: for a failure, the minimal
+    failing case's findings (after shrinking), else a few representative ones; replay: how to
+    reproduce the failure (hypothesis blob / seed)."""
+
+    property: str
+    status: str
+    examples: int = 0
+    oracles: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    replay: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "property": self.property,
+            "status": self.status,
+            "examples": self.examples,
+            "oracles": self.oracles,
+            "findings": [f.to_dict() for f in self.findings],
+            "replay": self.replay,
+        }
+
+
+@dataclass
+class Report:
+    """target: what was checked; kind: layer kind; properties: one entry per property; passed: no
+    property failed; settings: seed, examples and the rest needed to rerun the same check."""
+
+    target: str
+    kind: str
+    properties: list[PropertyReport]
+    settings: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(p.status != FAIL for p in self.properties)
+
+    @property
+    def failed_properties(self) -> list[str]:
+        return [p.property for p in self.properties if p.status == FAIL]
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "target": self.target,
+            "kind": self.kind,
+            "passed": self.passed,
+            "error": self.error,
+            "settings": self.settings,
+            "properties": [p.to_dict() for p in self.properties],
+        }
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+    def render(self) -> str:
+        head = f"{self.target} ({self.kind}): {'PASS' if self.passed else 'FAIL'}"
+        if self.error:
+            return f"{head}\n  error: {self.error}"
+        lines = [head]
+        for p in self.properties:
+            via = ", ".join(f"{k} {v}" for k, v in sorted(p.oracles.items()))
+            lines.append(f"  {p.status.upper():<12} {p.property:<18} {p.examples:>4} examples" + (f"  ({via})" if via else ""))
+            if p.status == FAIL:
+                failed = [f for f in p.findings if f.failed]
+                for f in failed:
+                    lines.append(f"      [{f.oracle or '-'}] {f.message}")
+                if failed and failed[0].case:
+                    lines.append(f"      case: {failed[0].case}")
+                if p.replay:
+                    lines.extend(f"      {line}" for line in p.replay.splitlines())
+            elif p.status in (SKIP, INCONCLUSIVE) and p.findings:
+                lines.append(f"      {p.findings[0].message}")
+        return "\n".join(lines)
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)

@@ -1,0 +1,110 @@
+"""The one interface the check pipeline talks to: a layer under test in canonical layout.
+
+Adapters (checks.adapters) turn a user's layer, in whatever convention it was written, into a
+Subject; ``reference_subject`` does the same for our own layers in cnn/.
+
+Contract: ``forward(inputs)`` computes Z from "input" and the parameters (canonical layout, the
+layer installs the given parameters first); ``backward(G)`` returns dL/d(name) for every name it
+can, as a pure function of the most recent forward (an adapter undoes SGD steps and resets
+accumulated gradients so that calling it twice gives the same answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import numpy as np
+
+import cnn
+from checks.case import Case
+from checks.geometry import ConvGeometry, DenseGeometry, NetworkGeometry, PoolGeometry
+
+
+class Subject(Protocol):
+    def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+    def backward(self, upstream: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+
+SubjectFactory = Callable[[Case], Subject]
+
+
+class LayerSubject:
+    """A stateful cnn-style layer (params/grads dicts, forward/backward) as a Subject.
+
+    ``prefix_map`` maps a case input name ("conv1.weight") to the layer's own key ("0.weight").
+    """
+
+    def __init__(self, layer: cnn.Layer, names: Mapping[str, str] | None = None) -> None:
+        self.layer = layer
+        self.names = dict(names or {})
+
+    def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        params = self.layer.params
+        for name, value in inputs.items():
+            if name != "input":
+                params[self.names.get(name, name)] = value
+        return self.layer.forward(inputs["input"])
+
+    def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
+        grads = {"input": self.layer.backward(upstream)}
+        inverse = {v: k for k, v in self.names.items()}
+        grads.update({inverse.get(k, k): v for k, v in self.layer.grads.items()})
+        return grads
+
+
+class LossSubject:
+    """softmax_cross_entropy with fixed labels as a Subject: Z is the 0-d loss, dL/dlogits = G * dlogits."""
+
+    def __init__(self, labels: np.ndarray, body: LayerSubject | None = None) -> None:
+        self.labels, self.body = labels, body
+
+    def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        logits = self.body.forward(inputs) if self.body else inputs["input"]
+        loss, self._dlogits = cnn.softmax_cross_entropy(logits, self.labels)
+        return np.asarray(loss, dtype=logits.dtype)
+
+    def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
+        dlogits = (self._dlogits * upstream).astype(self._dlogits.dtype, copy=False)
+        if self.body is None:
+            return {"input": dlogits}
+        return self.body.backward(dlogits)
+
+
+def _network(g: NetworkGeometry, dtype: np.dtype) -> tuple[cnn.Layer, dict[str, str]]:
+    def conv(c: ConvGeometry) -> cnn.Conv2D:
+        return cnn.Conv2D(c.in_channels, c.filters, c.kernel, c.stride, c.padding, c.dilation, c.bias, dtype=dtype)
+
+    def pool(p: PoolGeometry) -> cnn.MaxPool2D:
+        return cnn.MaxPool2D(p.kernel, p.stride, p.padding)
+
+    layers = [conv(g.conv1), cnn.ReLU(), pool(g.pool1), conv(g.conv2), cnn.ReLU(), pool(g.pool2), cnn.Flatten()]
+    layers.append(cnn.Dense(g.dense.in_features, g.dense.out_features, g.dense.bias, dtype=dtype))
+    names = {f"{part}.{p}": f"{index}.{p}" for part, index in (("conv1", 0), ("conv2", 3), ("dense", 7)) for p in ("weight", "bias")}
+    return cnn.Sequential(*layers), names
+
+
+def reference_subject(case: Case) -> Subject:
+    """Our own layer from cnn/ for the case's kind and geometry (parameters come from the case)."""
+    g, dtype = case.geometry, case.dtype
+    if case.kind == "conv":
+        assert isinstance(g, ConvGeometry)
+        return LayerSubject(cnn.Conv2D(g.in_channels, g.filters, g.kernel, g.stride, g.padding, g.dilation, g.bias, dtype=dtype))
+    if case.kind == "maxpool":
+        assert isinstance(g, PoolGeometry)
+        return LayerSubject(cnn.MaxPool2D(g.kernel, g.stride, g.padding))
+    if case.kind == "relu":
+        return LayerSubject(cnn.ReLU())
+    if case.kind == "flatten":
+        return LayerSubject(cnn.Flatten())
+    if case.kind == "dense":
+        assert isinstance(g, DenseGeometry)
+        return LayerSubject(cnn.Dense(g.in_features, g.out_features, g.bias, dtype=dtype))
+    if case.kind == "softmax_ce":
+        return LossSubject(case.labels)
+    if case.kind == "network":
+        assert isinstance(g, NetworkGeometry)
+        layer, names = _network(g, dtype)
+        return LossSubject(case.labels, LayerSubject(layer, names))
+    raise ValueError(f"unknown layer kind {case.kind!r}")

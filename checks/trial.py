@@ -1,0 +1,167 @@
+"""One case checked against one subject: the named steps of the pipeline, each computed once, on demand.
+
+make subject -> forward -> backward(G) -> oracles (numpy reference, torch, finite differences)
+-> comparisons (checks.properties). Every call into the subject goes through checks.guard, so a
+misbehaving layer raises LayerFault, which the properties turn into failed findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from checks import kinks, reference
+from checks.case import Case
+from checks.guard import LayerFault, Limits, Transcript, call
+from checks.oracles import fd
+from checks.oracles import torch_oracle
+from checks.subject import Subject, SubjectFactory
+from checks.tolerances import DtypeTolerances, tolerances_for
+
+
+@dataclass
+class Options:
+    """How a trial runs: which oracles, tolerance overrides, per-call limits, the seed for directions."""
+
+    oracles: tuple[str, ...] = ("torch", "fd")
+    tolerance_overrides: Mapping[str, object] | None = None
+    limits: Limits = field(default_factory=Limits)
+    seed: int = 0
+
+
+class Trial:
+    """Lazily evaluated pipeline state for ``case`` and the subject ``factory`` builds for it."""
+
+    def __init__(self, case: Case, factory: SubjectFactory, options: Options | None = None) -> None:
+        self.case = case
+        self.pristine = case.copy()
+        self.factory = factory
+        self.options = options or Options()
+        self.transcript = Transcript()
+        self.tol: DtypeTolerances = tolerances_for(case.dtype, self.options.tolerance_overrides)
+        self.shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
+
+    # -- the subject -----------------------------------------------------------------------------
+    def guarded(self, stage: str, fn, *args):
+        return call(stage, fn, *args, shapes=self.shapes, limits=self.options.limits, transcript=self.transcript)
+
+    @cached_property
+    def subject(self) -> Subject:
+        return self.guarded("construct", self.factory, self.case)
+
+    def forward(self, inputs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Z from the subject at fresh copies of the inputs, validated: an ndarray of the expected
+        shape and dtype (copies, so a layer that writes into its arguments cannot corrupt the case)."""
+        source = self.pristine.inputs if inputs is None else inputs
+        inputs = {k: np.array(v, copy=True) for k, v in source.items()}
+        z = self.guarded("forward", self.subject.forward, inputs)
+        return self._validated("forward", "output", z, self.case.geometry.output_shape, self.case.dtype)
+
+    def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
+        """A fresh forward at the case, then backward(upstream): gradients keyed by input name."""
+        self.forward()
+        grads = self.guarded("backward", self.subject.backward, upstream)
+        if not isinstance(grads, Mapping):
+            raise LayerFault("backward", f"adapter returned {type(grads).__name__}, not a mapping", self.shapes)
+        return dict(grads)
+
+    def _validated(self, stage: str, what: str, value: object, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        if value is None:
+            raise LayerFault(stage, f"returned None instead of the {what}", self.shapes)
+        if not isinstance(value, np.ndarray):
+            if np.isscalar(value) and shape == ():
+                value = np.asarray(value, dtype=dtype)
+            else:
+                raise LayerFault(stage, f"returned {type(value).__name__} instead of an ndarray {what}", self.shapes)
+        if value.shape != tuple(shape):
+            raise LayerFault(stage, f"{what} has shape {value.shape}, expected {tuple(shape)}", self.shapes)
+        if value.dtype != dtype:
+            raise LayerFault(stage, f"{what} has dtype {value.dtype}, expected {dtype}", self.shapes)
+        if not np.all(np.isfinite(value)):
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            raise LayerFault(stage, f"{what} has {bad} non-finite (NaN/inf) entries", self.shapes)
+        return value
+
+    @cached_property
+    def output(self) -> np.ndarray:
+        return self.forward()
+
+    @cached_property
+    def grads(self) -> dict[str, np.ndarray]:
+        """backward(G) at the case; each expected gradient validated (missing ones raise on access)."""
+        return self.backward(self.case.upstream)
+
+    def grad(self, name: str) -> np.ndarray:
+        grads = self.grads
+        if name not in grads or grads[name] is None:
+            raise LayerFault("backward", f"no gradient for {name!r} (got {sorted(grads) or 'none'})", self.shapes)
+        return self._validated("backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype)
+
+    def grad_at(self, upstream: np.ndarray, name: str) -> np.ndarray:
+        """dL/d(name) for another upstream gradient (fresh forward first), validated."""
+        grads = self.backward(upstream)
+        if grads.get(name) is None:
+            raise LayerFault("backward", f"no gradient for {name!r}", self.shapes)
+        return self._validated("backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype)
+
+    @property
+    def names(self) -> list[str]:
+        """The gradients the layer owes: "input" and every parameter."""
+        return list(self.case.inputs)
+
+    # -- oracles ---------------------------------------------------------------------------------
+    @cached_property
+    def reference(self) -> reference.Forward:
+        return reference.forward(self.case.kind, self.case.geometry, self.pristine.inputs, self.case.labels)
+
+    @property
+    def sites(self) -> list[kinks.KinkSite]:
+        return self.reference[1]
+
+    @cached_property
+    def at_kink(self) -> bool:
+        return kinks.at_kink(self.sites)
+
+    @cached_property
+    def torch(self) -> torch_oracle.TorchResult | None:
+        if "torch" not in self.options.oracles or not torch_oracle.available()[0]:
+            return None
+        c = self.pristine
+        return torch_oracle.gradients(c.kind, c.geometry, c.inputs, c.upstream, c.labels)
+
+    @property
+    def torch_skip_reason(self) -> str:
+        if "torch" not in self.options.oracles:
+            return "torch oracle not requested"
+        return torch_oracle.available()[1]
+
+    def _signature(self):
+        if not self.sites:
+            return None
+        c = self.pristine
+        return lambda point: kinks.signature(reference.forward(c.kind, c.geometry, point, c.labels)[1])
+
+    def _forward_in_case_dtype(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        # The differences are taken in float64, but the layer is fed its own dtype (a float32
+        # layer may refuse float64); the step stays far above float32 rounding (see tolerances).
+        return self.forward({k: v.astype(self.case.dtype, copy=False) for k, v in inputs.items()})
+
+    def fd_loss(self) -> fd.Loss:
+        return fd.scalar_loss(self._forward_in_case_dtype, self.pristine.upstream)
+
+    def fd(self, name: str) -> fd.FDGradient | fd.FDDirectional:
+        """Finite differences of the SUBJECT's own forward: element-wise for small arrays, else directional."""
+        cache = self.__dict__.setdefault("_fd_cache", {})
+        if name not in cache:
+            x = self.pristine.inputs[name]
+            loss = self.fd_loss()
+            if x.size <= self.tol.max_elementwise:
+                cache[name] = fd.elementwise(loss, self.pristine.inputs, name, self.tol.eps, self._signature())
+            else:
+                rng = np.random.default_rng(self.options.seed)
+                directions = fd.random_directions(x.shape, self.tol.directions, rng)
+                cache[name] = fd.directional(loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature())
+        return cache[name]
