@@ -45,6 +45,8 @@ class Settings:
     threads: int
     seed: int = 0
     only: str | None = None
+    settle: float = 0.3
+    warmup_s: float = 0.3
 
     def wants(self, case: str) -> bool:
         return self.only is None or self.only.lower() in case.lower()
@@ -90,14 +92,22 @@ def benchmark(fn: Benchmark) -> Benchmark:
 
 
 def time_block(step: Callable[[], Any], settings: Settings) -> tuple[float, Any]:
-    """Median wall time in ms of ``step()`` over settings.repeat runs after settings.warmup runs.
+    """Median wall time in ms of ``step()`` over settings.repeat runs, after a pause and a warm-up.
 
-    All runs of one step happen back to back; returns (median ms, result of the last run).
+    The pause (settings.settle seconds) lets the other library's idle threads stop spinning. The
+    warm-up is settings.warmup runs and, for fast steps, more runs until settings.warmup_s seconds
+    have passed (lazy initialisation, first-touch page faults and the allocator's pools settle in
+    that time; capped at 200 runs). All runs of one step happen back to back; returns (median ms,
+    result of the last run).
     """
-    result = None
-    for _ in range(settings.warmup):
-        result = step()
     gc.collect()
+    time.sleep(settings.settle)
+    result = None
+    start = time.perf_counter()
+    runs = 0
+    while runs < settings.warmup or (runs < 200 and settings.warmup and time.perf_counter() - start < settings.warmup_s):
+        result = step()
+        runs += 1
     times = []
     for _ in range(settings.repeat):
         t0 = time.perf_counter()
@@ -360,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(settings.threads)
     header.append(f"torch {torch.__version__}: {torch.get_num_threads()} threads")
     header.append(
-        f"median of {settings.repeat} runs after {settings.warmup} warm-up(s); each library timed in its own block"
+        f"median of {settings.repeat} runs after >= {settings.warmup} warm-up run(s) lasting >= {settings.warmup_s:g} s"
+        f" and a {settings.settle:g} s pause; each library timed in its own block"
     )
     for line in header:
         print("# " + line)

@@ -54,7 +54,8 @@ def compare(
     bad = ((err > bound) | ~np.isfinite(a)) & keep
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(keep, np.where(np.isfinite(err), err / np.maximum(bound, np.finfo(float).tiny), np.inf), -1)
-        rel = np.where(keep, err / np.maximum(np.abs(e), np.finfo(float).tiny), 0.0)
+        # relative error only where the expected value is non-zero: elsewhere it is meaningless
+        rel = np.where(keep & (e != 0), err / np.where(e != 0, np.abs(e), 1.0), 0.0)
     flat = int(np.argmax(ratio))
     index = tuple(int(i) for i in np.unravel_index(flat, e.shape)) if e.ndim else ()
     return Comparison(

@@ -120,7 +120,7 @@ def call(
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             with _memory_cap(limits.memory_bytes), _alarm(limits.seconds):
                 return fn(*args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, LayerFault):
         raise
     except _Timeout:
         raise LayerFault(stage, f"did not return within {limits.seconds:g} s (hang or infinite loop?)", shapes) from None

@@ -68,6 +68,11 @@ class Trial:
             raise LayerFault("backward", f"adapter returned {type(grads).__name__}, not a mapping", self.shapes)
         return dict(grads)
 
+    @staticmethod
+    def usable(grads: Mapping[str, object], name: str) -> bool:
+        """True when ``grads`` holds an actual array for ``name`` (not None, not a recorded fault)."""
+        return isinstance(grads.get(name), np.ndarray)
+
     def _validated(self, stage: str, what: str, value: object, shape: tuple, dtype: np.dtype) -> np.ndarray:
         if value is None:
             raise LayerFault(stage, f"returned None instead of the {what}", self.shapes)
@@ -96,6 +101,8 @@ class Trial:
 
     def grad(self, name: str) -> np.ndarray:
         grads = self.grads
+        if isinstance(grads.get(name), LayerFault):
+            raise grads[name]
         if name not in grads or grads[name] is None:
             raise LayerFault("backward", f"no gradient for {name!r} (got {sorted(grads) or 'none'})", self.shapes)
         return self._validated("backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype)
@@ -103,6 +110,8 @@ class Trial:
     def grad_at(self, upstream: np.ndarray, name: str) -> np.ndarray:
         """dL/d(name) for another upstream gradient (fresh forward first), validated."""
         grads = self.backward(upstream)
+        if isinstance(grads.get(name), LayerFault):
+            raise grads[name]
         if grads.get(name) is None:
             raise LayerFault("backward", f"no gradient for {name!r}", self.shapes)
         return self._validated("backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype)

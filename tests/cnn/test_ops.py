@@ -11,8 +11,17 @@ import itertools
 import numpy as np
 import pytest
 
-from cnn import conv2d, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight, corr2d, corr2d_full, dilate2d
-from cnn import pad2d, rot180
+from cnn import (
+    conv2d,
+    conv2d_grad_bias,
+    conv2d_grad_input,
+    conv2d_grad_weight,
+    corr2d,
+    corr2d_full,
+    dilate2d,
+    pad2d,
+    rot180,
+)
 
 
 # ------------------------------------------------------------------------------------------------------

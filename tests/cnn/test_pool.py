@@ -59,7 +59,7 @@ def torch_pool(oracle, case, x, g):
 def our_argmax_as_torch_index(argmax, case):
     """argmax = u*kw + v inside the window -> torch's flat index row*W + col into the unpadded input."""
     _, _, ho, wo = argmax.shape
-    (kh, kw), (sh, sw), (ph, pw) = case.kernel_hw, case.stride_hw, case.padding_hw
+    kw, (sh, sw), (ph, pw) = case.kernel_hw[1], case.stride_hw, case.padding_hw
     u, v = np.divmod(argmax, kw)
     rows = np.arange(ho).reshape(-1, 1) * sh + u - ph
     cols = np.arange(wo).reshape(1, -1) * sw + v - pw
@@ -193,9 +193,7 @@ def test_tie_with_padding_never_routes_to_padding(oracle):
     g = np.arange(1.0, 13.0).reshape(3, 4) * np.array([1, -1, 1, -1])
     dx = _route(x, g, kernel_size=2, stride=1, padding=1)
     assert dx.sum() == g.sum()
-    case_dx = oracle.vjp(
-        lambda x: oracle.F.max_pool2d(x, 2, 1, 1), {"x": x[None, None]}, g[None, None]
-    )[1]["x"][0, 0]
+    case_dx = oracle.vjp(lambda x: oracle.F.max_pool2d(x, 2, 1, 1), {"x": x[None, None]}, g[None, None])[1]["x"][0, 0]
     np.testing.assert_array_equal(dx, case_dx)
 
 
@@ -206,7 +204,9 @@ def test_default_stride_is_the_kernel(rng):
     np.testing.assert_array_equal(y, y2)
     np.testing.assert_array_equal(a, a2)
     g = rng.standard_normal(y.shape)
-    np.testing.assert_array_equal(max_pool2d_backward(g, a, x.shape, (2, 3)), max_pool2d_backward(g, a, x.shape, (2, 3), (2, 3)))
+    np.testing.assert_array_equal(
+        max_pool2d_backward(g, a, x.shape, (2, 3)), max_pool2d_backward(g, a, x.shape, (2, 3), (2, 3))
+    )
 
 
 # ------------------------------------------------------------------------------------------------------

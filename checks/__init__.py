@@ -1,0 +1,39 @@
+"""cnn-gradcheck's checker: oracles, strategies, kink-aware verdicts, adapters and reports.
+
+Public API (everything else is internal):
+- ``LayerSpec``, ``Param``, ``Supports``: describe a layer as you wrote it (checks.adapters).
+- ``check(spec, ...) -> Report``: run every property on it (checks.api).
+- ``presets``: LayerSpecs for the seed-article style and CS231n function pairs.
+- ``Report``: ``passed``, ``render()``, ``to_json()``.
+
+Names are imported on first use, so ``cnn-gradcheck --help`` does not pay for numpy or hypothesis.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__all__ = ["LayerSpec", "Param", "Report", "Supports", "check", "presets"]
+
+_HOME = {
+    "LayerSpec": "checks.adapters",
+    "Param": "checks.adapters",
+    "Supports": "checks.adapters",
+    "check": "checks.api",
+    "Report": "checks.report",
+    "presets": "checks.presets",
+}
+
+if TYPE_CHECKING:
+    from checks import presets
+    from checks.adapters import LayerSpec, Param, Supports
+    from checks.api import check
+    from checks.report import Report
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOME:
+        raise AttributeError(f"module 'checks' has no attribute {name!r}")
+    module = importlib.import_module(_HOME[name])
+    return module if name == "presets" else getattr(module, name)

@@ -1,0 +1,122 @@
+"""The Python API: check a layer described by a LayerSpec and get a Report.
+
+    from checks import LayerSpec, Param, Supports, check
+    spec = LayerSpec("conv", build=lambda g: MyConv(g.in_channels, g.filters, g.kernel[0]),
+                     params={"weight": Param("W", "FCHW", grad="dW"), "bias": Param("b", grad="db")},
+                     supports=Supports(stride=1, padding=0, square=True))
+    report = check(spec)
+    print(report.render()); report.passed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import strategies as st
+
+from checks import layouts, properties
+from checks import strategies as cs
+from checks.adapters import LayerSpec, Supports
+from checks.geometry import PoolGeometry
+from checks.guard import Limits
+from checks.report import PropertyReport, Report
+from checks.runner import Runner
+from checks.trial import Options
+
+MODES = {
+    "conv": ("separated", "mixed"),
+    "dense": ("separated", "mixed"),
+    "maxpool": ("separated", "ties"),
+    "relu": ("separated", "zeros", "ties"),
+    "flatten": ("separated",),
+}
+
+
+def _layout_units(spec: LayerSpec) -> Supports:
+    """Tighten the supports by what the layouts imply (HW: one image, one channel; D: one vector)."""
+    s = spec.supports
+    units = set(layouts.unit_axes(spec.input_layout)) | set(layouts.unit_axes(spec.out_layout))
+    if 0 in units:
+        s = replace(s, batch=1)
+    if 1 in units and spec.kind in ("conv", "maxpool"):
+        s = replace(s, channels=1)
+    if spec.kind == "conv" and 1 in units and spec.out_layout == spec.input_layout:
+        s = replace(s, filters=1)
+    for param in spec.params.values():
+        if param.layout == "FHW":
+            s = replace(s, channels=1)
+    if "bias" not in spec.params:
+        s = replace(s, bias=False)
+    return s
+
+
+def _pool_without_remainder(g: PoolGeometry) -> PoolGeometry:
+    """Shrink H and W to exactly what the windows cover: (Ho - 1) * s + k - 2p."""
+    ho, wo = g.output_shape[2:]
+    h = (ho - 1) * g.stride[0] + g.kernel[0] - 2 * g.padding[0]
+    w = (wo - 1) * g.stride[1] + g.kernel[1] - 2 * g.padding[1]
+    return g._replace(height=h, width=w)
+
+
+def geometries(spec: LayerSpec) -> st.SearchStrategy:
+    """Geometries inside what the spec supports (and its layouts allow)."""
+    s = _layout_units(spec)
+    if spec.kind == "conv":
+        strategy = cs.conv_geometries(batch=s.batch, in_channels=s.channels, filters=s.filters, kernel=s.kernel,
+                                      stride=s.stride, padding=s.padding, dilation=s.dilation, output=s.output,
+                                      square=s.square, bias=s.bias)
+    elif spec.kind == "maxpool":
+        if s.stride == "kernel":
+            lo, hi = (s.kernel, s.kernel) if isinstance(s.kernel, int) else s.kernel
+            strategy = st.integers(lo, hi).flatmap(
+                lambda k: cs.pool_geometries(batch=s.batch, channels=s.channels, kernel=k, stride=k,
+                                             padding=s.padding, output=s.output, square=s.square))
+        else:
+            strategy = cs.pool_geometries(batch=s.batch, channels=s.channels, kernel=s.kernel, stride=s.stride,
+                                          padding=s.padding, output=s.output, square=s.square)
+        if not s.remainder:
+            strategy = strategy.map(_pool_without_remainder)
+    elif spec.kind == "relu":
+        strategy = cs.elementwise_geometries(ndim=s.ndim)
+    elif spec.kind == "flatten":
+        strategy = cs.flatten_geometries(ndim=s.ndim)
+    elif spec.kind == "dense":
+        one_vector = spec.input_layout == "D"
+        strategy = cs.dense_geometries(batch=s.batch, features_ndim=1 if one_vector else (1, 3),
+                                       side=s.features if one_vector else (1, 4), out_features=s.out_features, bias=s.bias)
+    else:
+        raise ValueError(f"no user-layer checks for kind {spec.kind!r}")
+    return strategy
+
+
+def cases(spec: LayerSpec) -> st.SearchStrategy:
+    """Cases for the spec: its geometries, the value modes that matter for its kind, its dtypes."""
+    dtypes = [np.dtype(d) for d in spec.supports.dtypes]
+    modes = st.sampled_from(MODES[spec.kind])
+    return st.sampled_from(dtypes).flatmap(lambda dt: cs.cases(spec.kind, geometries(spec), mode=modes, dtype=dt))
+
+
+def property_names(spec: LayerSpec) -> list[str]:
+    """The properties that apply: no grad_input for a layer declared not to return it."""
+    names = ["input", *spec.params] if spec.returns_input_grad else list(spec.params)
+    return properties.property_names(names)
+
+
+def check(
+    spec: LayerSpec,
+    *,
+    max_examples: int = 25,
+    seed: int | None = 0,
+    oracles: Sequence[str] = ("torch", "fd"),
+    only: Sequence[str] | None = None,
+    limits: Limits | None = None,
+    progress: Callable[[str, PropertyReport | None], None] | None = None,
+    target: str | None = None,
+) -> Report:
+    """Run every applicable property (or ``only`` those) on the layer ``spec`` describes."""
+    options = Options(oracles=tuple(oracles), limits=limits or Limits(), seed=seed or 0)
+    runner = Runner(cases(spec), spec.subject, options, max_examples, seed, progress)
+    props = list(only) if only else property_names(spec)
+    return runner.run(props, target=target or spec.name or spec.kind, kind=spec.kind)

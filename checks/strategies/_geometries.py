@@ -1,0 +1,357 @@
+"""Geometry strategies, valid by construction: every draw is a geometry the layer accepts.
+
+Nothing is filtered. Per spatial axis the strategy draws the OUTPUT size Ho, the kernel k, the stride s,
+the dilation d and a remainder r in [0, s-1] (input rows the last window does not reach), then the
+padding p, and derives the input size
+
+    H = (Ho - 1)*s + d*(k - 1) + 1 - 2p + r,
+
+which inverts the floor formula Ho = floor((H + 2p - d*(k-1) - 1) / s) + 1 exactly, since 0 <= r < s.
+p is drawn last, at most floor(((Ho - 1)*s + d*(k-1) + r) / 2), so H >= 1 always.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from checks.geometry import (
+    ConvGeometry,
+    DenseGeometry,
+    ElementwiseGeometry,
+    FlattenGeometry,
+    LossGeometry,
+    NetworkGeometry,
+    PoolGeometry,
+)
+from checks.strategies._bounds import Bound, Span, flag, span, switch
+
+_ONE = Span(1, 1)
+_ZERO = Span(0, 0)
+
+
+class _Axis(NamedTuple):
+    """One spatial axis of a conv or pool: input size, hyper-parameters and output size."""
+
+    size: int
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int
+    output: int
+
+
+@st.composite
+def _axis(draw, out: Span, kernel: Span, stride: Span, padding: Span, dilation: Span, *, pool: bool) -> _Axis:
+    """Draw Ho, k, s, d, r, then p; derive H (see the module docstring).
+
+    Padding is also capped at k // 2 for pools (PyTorch's rule) and, for convs, at d*(k-1) unless the
+    padding bound's min asks for more (padding beyond the effective kernel only adds bias-only rows).
+    """
+    o, k, s, d = draw(out.ints()), draw(kernel.ints()), draw(stride.ints()), draw(dilation.ints())
+    r = draw(st.integers(0, s - 1))
+    reach = (o - 1) * s + d * (k - 1) + r  # = H + 2p - 1
+    soft = k // 2 if pool else max(padding.lo, d * (k - 1))
+    p = draw(st.integers(padding.lo, min(padding.hi, soft, reach // 2)))
+    return _Axis(reach + 1 - 2 * p, k, s, p, d, o)
+
+
+@st.composite
+def _axes(draw, spans: dict[str, Span], *, square: bool, pool: bool) -> tuple[_Axis, _Axis]:
+    """(height axis, width axis); one draw used twice when ``square``."""
+    h = draw(_axis(**spans, pool=pool))
+    return (h, h) if square else (h, draw(_axis(**spans, pool=pool)))
+
+
+def _require_padding_fits(bound: Bound, spans: dict[str, Span], *, pool: bool) -> None:
+    """ValueError unless the padding bound's min fits even the smallest axis the other bounds allow."""
+    p, k = spans["padding"].lo, spans["kernel"].lo
+    if pool and p > k // 2:
+        raise ValueError(
+            f"padding={bound!r}: min {p} is more than half the smallest kernel {k}; "
+            "max-pool needs padding <= kernel // 2 (raise kernel or lower padding)"
+        )
+    o, s, d = spans["out"].lo, spans["stride"].lo, spans["dilation"].lo
+    rows = (o - 1) * s + d * (k - 1) + 1 - 2 * p
+    if rows < 1:
+        raise ValueError(
+            f"padding={bound!r}: min {p} does not fit the smallest geometry the bounds allow (output {o}, "
+            f"kernel {k}, stride {s}, dilation {d}): its input would have {rows} rows; "
+            "lower padding or raise the smallest output or kernel"
+        )
+
+
+def conv_geometries(
+    *,
+    batch: Bound = (1, 4),
+    in_channels: Bound = (1, 4),
+    filters: Bound = (1, 4),
+    kernel: Bound = (1, 4),
+    stride: Bound = (1, 3),
+    padding: Bound = (0, 2),
+    dilation: Bound = (1, 2),
+    output: Bound = (1, 5),
+    square: bool = False,
+    bias: bool | None = None,
+) -> st.SearchStrategy[ConvGeometry]:
+    """ConvGeometry for conv2d on X (N, C, H, W) with K (F, C, kh, kw), valid by construction.
+
+    Each bound is an int (fixed) or an inclusive ``(min, max)`` pair:
+
+    - ``batch``: N, default ``(1, 4)``.
+    - ``in_channels``: C, default ``(1, 4)``.
+    - ``filters``: F, default ``(1, 4)``.
+    - ``kernel``: kh and kw, default ``(1, 4)``.
+    - ``stride``: sh and sw, default ``(1, 3)``.
+    - ``padding``: ph and pw, default ``(0, 2)``; also capped at d*(k-1) (unless min asks for more) and
+      by what keeps the input non-empty.
+    - ``dilation``: dh and dw, default ``(1, 2)``.
+    - ``output``: Ho and Wo, default ``(1, 5)``.
+    - ``square``: default ``False``; ``True`` makes input, kernel, stride, padding and dilation square.
+    - ``bias``: default ``None`` (drawn); ``True`` or ``False`` fixes it.
+
+    Per axis: H = (Ho - 1)*s + d*(k-1) + 1 - 2p + r with r in [0, s-1], so that
+    Ho = floor((H + 2p - d*(k-1) - 1) / s) + 1. Reachable corners include a kernel exactly as large as
+    the padded input (Ho = 1, r = 0), stride larger than the kernel, and 1x1 outputs.
+
+    Shrinks towards the smallest geometry: batch 1, 1 channel, 1 filter, kernel 1, stride 1, no
+    padding, dilation 1, output 1x1 (so a 1x1 input), no bias.
+    """
+    n, c, f = (
+        span("batch", batch, minimum=1),
+        span("in_channels", in_channels, minimum=1),
+        span("filters", filters, minimum=1),
+    )
+    spans = {
+        "out": span("output", output, minimum=1),
+        "kernel": span("kernel", kernel, minimum=1),
+        "stride": span("stride", stride, minimum=1),
+        "padding": span("padding", padding, minimum=0),
+        "dilation": span("dilation", dilation, minimum=1),
+    }
+    square, bias = switch("square", square), flag("bias", bias)
+    _require_padding_fits(padding, spans, pool=False)
+    return _conv(n, c, f, spans, square, bias)
+
+
+@st.composite
+def _conv(draw, n: Span, c: Span, f: Span, spans: dict[str, Span], square: bool, bias: bool | None) -> ConvGeometry:
+    batch, channels, filters = draw(n.ints()), draw(c.ints()), draw(f.ints())
+    h, w = draw(_axes(spans, square=square, pool=False))
+    return ConvGeometry(
+        batch,
+        channels,
+        h.size,
+        w.size,
+        filters,
+        (h.kernel, w.kernel),
+        (h.stride, w.stride),
+        (h.padding, w.padding),
+        (h.dilation, w.dilation),
+        draw(st.booleans()) if bias is None else bias,
+    )
+
+
+def pool_geometries(
+    *,
+    batch: Bound = (1, 4),
+    channels: Bound = (1, 4),
+    kernel: Bound = (1, 3),
+    stride: Bound = (1, 3),
+    padding: Bound = (0, 1),
+    output: Bound = (1, 4),
+    square: bool = False,
+) -> st.SearchStrategy[PoolGeometry]:
+    """PoolGeometry for max_pool2d (floor mode, -inf padding) on X (N, C, H, W), valid by construction.
+
+    Each bound is an int (fixed) or an inclusive ``(min, max)`` pair:
+
+    - ``batch``: N, default ``(1, 4)``.
+    - ``channels``: C, default ``(1, 4)``.
+    - ``kernel``: kh and kw, default ``(1, 3)``.
+    - ``stride``: sh and sw, default ``(1, 3)``.
+    - ``padding``: ph and pw, default ``(0, 1)``; always also <= k // 2 (as PyTorch requires, so every
+      window holds a real input) and capped by what keeps the input non-empty.
+    - ``output``: Ho and Wo, default ``(1, 4)``.
+    - ``square``: default ``False``; ``True`` makes input, kernel, stride and padding square.
+
+    Per axis: H = (Ho - 1)*s + k - 2p + r with r in [0, s-1], so that Ho = floor((H + 2p - k) / s) + 1.
+    Covers overlapping windows (s < k), tiling (s = k), gaps (s > k) and sizes the stride does not
+    divide (r > 0).
+
+    Shrinks towards the smallest geometry: batch 1, 1 channel, kernel 1, stride 1, no padding,
+    output 1x1 (so a 1x1 input).
+    """
+    n, c = span("batch", batch, minimum=1), span("channels", channels, minimum=1)
+    spans = {
+        "out": span("output", output, minimum=1),
+        "kernel": span("kernel", kernel, minimum=1),
+        "stride": span("stride", stride, minimum=1),
+        "padding": span("padding", padding, minimum=0),
+        "dilation": _ONE,
+    }
+    square = switch("square", square)
+    _require_padding_fits(padding, spans, pool=True)
+    return _pool(n, c, spans, square)
+
+
+@st.composite
+def _pool(draw, n: Span, c: Span, spans: dict[str, Span], square: bool) -> PoolGeometry:
+    batch, channels = draw(n.ints()), draw(c.ints())
+    h, w = draw(_axes(spans, square=square, pool=True))
+    return PoolGeometry(
+        batch, channels, h.size, w.size, (h.kernel, w.kernel), (h.stride, w.stride), (h.padding, w.padding)
+    )
+
+
+def _shapes(ndim: Bound, side: Bound) -> st.SearchStrategy[tuple[int, ...]]:
+    dims, sides = span("ndim", ndim, minimum=1), span("side", side, minimum=1)
+    return hnp.array_shapes(min_dims=dims.lo, max_dims=dims.hi, min_side=sides.lo, max_side=sides.hi)
+
+
+def elementwise_geometries(*, ndim: Bound = (2, 4), side: Bound = (1, 5)) -> st.SearchStrategy[ElementwiseGeometry]:
+    """ElementwiseGeometry (ReLU) on X of any shape, batch first; output shape = input shape.
+
+    - ``ndim``: number of dimensions, batch included, default ``(2, 4)``.
+    - ``side``: every dimension, default ``(1, 5)``.
+
+    Shrinks towards the smallest shape: ``ndim`` min dimensions of ``side`` min each, (1, 1) by default.
+    """
+    return _shapes(ndim, side).map(ElementwiseGeometry)
+
+
+def flatten_geometries(*, ndim: Bound = (2, 4), side: Bound = (1, 5)) -> st.SearchStrategy[FlattenGeometry]:
+    """FlattenGeometry on X of any shape, batch first; output (N, prod(rest)).
+
+    - ``ndim``: number of dimensions, batch included, default ``(2, 4)``.
+    - ``side``: every dimension, default ``(1, 5)``.
+
+    Shrinks towards the smallest shape: ``ndim`` min dimensions of ``side`` min each, (1, 1) by default.
+    """
+    return _shapes(ndim, side).map(FlattenGeometry)
+
+
+def dense_geometries(
+    *,
+    batch: Bound = (1, 4),
+    features_ndim: Bound = (1, 3),
+    side: Bound = (1, 4),
+    out_features: Bound = (1, 5),
+    bias: bool | None = None,
+) -> st.SearchStrategy[DenseGeometry]:
+    """DenseGeometry for Y = flatten(X) W + b on X (N, *features), W (D, M), D = prod(features).
+
+    - ``batch``: N, default ``(1, 4)``.
+    - ``features_ndim``: number of feature dimensions after the batch, default ``(1, 3)``.
+    - ``side``: every feature dimension, default ``(1, 4)``.
+    - ``out_features``: M, default ``(1, 5)``.
+    - ``bias``: default ``None`` (drawn); ``True`` or ``False`` fixes it.
+
+    Shrinks towards the smallest geometry: batch 1, features (1,), 1 output, no bias.
+    """
+    n, m = span("batch", batch, minimum=1), span("out_features", out_features, minimum=1)
+    features = _shapes(features_ndim, side)
+    bias = flag("bias", bias)
+    biases = st.booleans() if bias is None else st.just(bias)
+    return st.builds(DenseGeometry, n.ints(), features, m.ints(), biases)
+
+
+def loss_geometries(*, batch: Bound = (1, 4), classes: Bound = (2, 6)) -> st.SearchStrategy[LossGeometry]:
+    """LossGeometry for softmax cross-entropy on logits (N, M), labels (N,).
+
+    - ``batch``: N, default ``(1, 4)``.
+    - ``classes``: M, default ``(2, 6)``.
+
+    Shrinks towards batch 1 and the fewest classes (2 by default).
+    """
+    n, m = span("batch", batch, minimum=1), span("classes", classes, minimum=1)
+    return st.builds(LossGeometry, n.ints(), m.ints())
+
+
+def network_geometries(
+    *,
+    batch: Bound = (1, 2),
+    in_channels: Bound = (1, 3),
+    filters: Bound = (1, 3),
+    kernel: Bound = 3,
+    padding: Bound = (0, 1),
+    pool: Bound = 2,
+    output: Bound = (1, 2),
+    classes: Bound = (2, 6),
+    bias: bool | None = None,
+) -> st.SearchStrategy[NetworkGeometry]:
+    """NetworkGeometry: conv1 -> relu -> pool1 -> conv2 -> relu -> pool2 -> flatten -> dense -> softmax-CE.
+
+    - ``batch``: N, default ``(1, 2)``.
+    - ``in_channels``: image channels, default ``(1, 3)``.
+    - ``filters``: F1 and F2 (drawn separately), default ``(1, 3)``.
+    - ``kernel``: each conv's square kernel (stride 1, dilation 1), default ``3``.
+    - ``padding``: each conv's padding per axis, default ``(0, 1)``; capped at k-1 like conv_geometries.
+    - ``pool``: both pools' square kernel, equal to their stride (no padding), default ``2``.
+    - ``output``: pool2's Ho and Wo, default ``(1, 2)``.
+    - ``classes``: dense outputs = softmax classes, default ``(2, 6)``.
+    - ``bias``: default ``None`` (drawn per layer); ``True`` or ``False`` fixes all three.
+
+    Built backwards from pool2's output with the same per-axis derivation as conv_geometries and
+    pool_geometries, so every part fits the next: pool1.input = conv1.output, conv2.input =
+    pool1.output, pool2.input = conv2.output, dense.features = pool2.output (C, Ho, Wo). With the
+    defaults the image is between 4x4 and 17x17 (10x10 at the shrink target).
+
+    Shrinks towards batch 1, 1 channel, 1 filter per conv, no padding, 1x1 pool2 output, the fewest
+    classes and no biases.
+    """
+    n, c, f = (
+        span("batch", batch, minimum=1),
+        span("in_channels", in_channels, minimum=1),
+        span("filters", filters, minimum=1),
+    )
+    k, p = span("kernel", kernel, minimum=1), span("padding", padding, minimum=0)
+    pk, out = span("pool", pool, minimum=1), span("output", output, minimum=1)
+    m, bias = span("classes", classes, minimum=1), flag("bias", bias)
+    _require_padding_fits(
+        padding, {"out": _ONE, "kernel": k, "stride": _ONE, "padding": p, "dilation": _ONE}, pool=False
+    )
+    return _network(n, c, f, k, p, pk, out, m, bias)
+
+
+@st.composite
+def _network_axis(draw, out: Span, pool: int, k1: int, k2: int, padding: Span) -> tuple[_Axis, ...]:
+    """One spatial axis of the network, derived from pool2's output backwards: (conv1, pool1, conv2, pool2)."""
+    pool2 = draw(_axis(out, Span(pool, pool), Span(pool, pool), _ZERO, _ONE, pool=True))
+    conv2 = draw(_axis(Span(pool2.size, pool2.size), Span(k2, k2), _ONE, padding, _ONE, pool=False))
+    pool1 = draw(_axis(Span(conv2.size, conv2.size), Span(pool, pool), Span(pool, pool), _ZERO, _ONE, pool=True))
+    conv1 = draw(_axis(Span(pool1.size, pool1.size), Span(k1, k1), _ONE, padding, _ONE, pool=False))
+    return conv1, pool1, conv2, pool2
+
+
+@st.composite
+def _network(
+    draw, n: Span, c: Span, f: Span, k: Span, p: Span, pk: Span, out: Span, m: Span, bias: bool | None
+) -> NetworkGeometry:
+    batch, channels, f1, f2 = draw(n.ints()), draw(c.ints()), draw(f.ints()), draw(f.ints())
+    k1, k2, pool = draw(k.ints()), draw(k.ints()), draw(pk.ints())
+    conv1_h, pool1_h, conv2_h, pool2_h = draw(_network_axis(out, pool, k1, k2, p))
+    conv1_w, pool1_w, conv2_w, pool2_w = draw(_network_axis(out, pool, k1, k2, p))
+    b1, b2, b3 = (draw(st.booleans()) if bias is None else bias for _ in range(3))
+
+    def conv(cin: int, h: _Axis, w: _Axis, fout: int, has_bias: bool) -> ConvGeometry:
+        return ConvGeometry(
+            batch, cin, h.size, w.size, fout, (h.kernel, w.kernel), (1, 1), (h.padding, w.padding), (1, 1), has_bias
+        )
+
+    def pooling(ch: int, h: _Axis, w: _Axis) -> PoolGeometry:
+        return PoolGeometry(batch, ch, h.size, w.size, (pool, pool), (pool, pool), (0, 0))
+
+    return NetworkGeometry(
+        batch,
+        channels,
+        conv1_h.size,
+        conv1_w.size,
+        conv(channels, conv1_h, conv1_w, f1, b1),
+        pooling(f1, pool1_h, pool1_w),
+        conv(f1, conv2_h, conv2_w, f2, b2),
+        pooling(f2, pool2_h, pool2_w),
+        DenseGeometry(batch, (f2, pool2_h.output, pool2_w.output), draw(m.ints()), b3),
+    )
