@@ -54,3 +54,20 @@ def require_shape(a: np.ndarray, shape: tuple[int, ...], name: str) -> None:
     """Exact shape match; no broadcasting is ever applied to gradients."""
     if a.shape != tuple(shape):
         raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+
+
+def shape4(shape: Sequence[int], name: str) -> tuple[int, int, int, int]:
+    """An (N, C, H, W) shape of four positive ints, or ValueError naming it."""
+    values = tuple(shape) if isinstance(shape, Sequence) else ()
+    if len(values) != 4 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in values):
+        raise ValueError(f"{name} must be four positive ints (N, C, H, W), got {shape!r}")
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def count(value: object, name: str) -> int:
+    """A single int >= 1 (channels, filters, features): pairs are refused, not silently truncated."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)

@@ -18,6 +18,7 @@ def relu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     The mask is taken on the INPUT; any m in [0, 1] at X == 0 is an equally valid subgradient.
     """
+    require_array(x, "input", tuple(range(1, 9)))
     require_array(grad_out, "grad_out", x.ndim)
     require_shape(grad_out, x.shape, "grad_out")
     require_same_dtype(x, grad_out, "input and grad_out")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnn._args import Pair, pair, require_array, require_same_dtype, require_shape
+from cnn._args import Pair, pair, require_array, require_same_dtype, require_shape, shape4
 from cnn.ops import corr2d, corr2d_full, corr_output_size, dilate2d, pad2d
 
 IntOrPair = int | Sequence[int]
@@ -91,6 +91,7 @@ def conv2d_grad_weight(
     kh, kw = pair(kernel_size, "kernel_size", minimum=1)
     require_array(grad_out, "grad_out", 4)
     require_array(x, "input", 4)
+    require_same_dtype(grad_out, x, "grad_out and input")
     n, f, ho, wo = grad_out.shape
     expected = conv2d_output_shape(x.shape, (f, x.shape[1], kh, kw), s, p, d)
     require_shape(grad_out, expected, "grad_out")
@@ -118,7 +119,7 @@ def conv2d_grad_input(
     require_array(grad_out, "grad_out", 4)
     require_array(weight, "weight", 4)
     require_same_dtype(grad_out, weight, "grad_out and weight")
-    n, c, h, w = (int(v) for v in input_shape)
+    n, c, h, w = shape4(input_shape, "input_shape")
     expected = conv2d_output_shape((n, c, h, w), weight.shape, s, p, d)
     require_shape(grad_out, expected, "grad_out")
     reached = corr2d_full(dilate2d(grad_out, s), weight, d)

@@ -15,6 +15,7 @@ def flatten(x: np.ndarray) -> np.ndarray:
 
 def unflatten(grad_out: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """The backward of flatten: dX = G reshaped to X's shape."""
+    require_array(grad_out, "grad_out", tuple(range(1, 9)))
     require_shape(grad_out, (input_shape[0], int(np.prod(input_shape[1:], dtype=np.int64))), "grad_out")
     return grad_out.reshape(input_shape)
 
@@ -47,6 +48,11 @@ def _check_grad_out(grad_out: np.ndarray, n: int, weight: np.ndarray) -> None:
 def dense_grad_input(grad_out: np.ndarray, weight: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     """dX = G W^T, reshaped to X's original shape."""
     _check_grad_out(grad_out, input_shape[0], weight)
+    features = int(np.prod(input_shape[1:], dtype=np.int64))
+    if features != weight.shape[0]:
+        raise ValueError(
+            f"input_shape {tuple(input_shape)} has {features} features but weight {weight.shape} expects {weight.shape[0]}"
+        )
     return (grad_out @ weight.T).reshape(input_shape)
 
 
@@ -54,6 +60,7 @@ def dense_grad_weight(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dW = flatten(X)^T G, shape (D, M)."""
     require_array(grad_out, "grad_out", 2)
     flat = flatten(x)
+    require_same_dtype(grad_out, x, "grad_out and input")
     if grad_out.shape[0] != flat.shape[0]:
         raise ValueError(f"grad_out {grad_out.shape} and input {x.shape} disagree on the batch size")
     return flat.T @ grad_out

@@ -13,7 +13,7 @@ import numpy as np
 
 from cnn import activation, conv, pool
 from cnn import fully_connected as fc
-from cnn._args import pair, require_array, require_same_dtype, require_shape
+from cnn._args import count, pair, require_array, require_same_dtype, require_shape
 
 IntOrPair = int | Sequence[int]
 
@@ -78,8 +78,8 @@ class Conv2D(Layer):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__()
-        c = pair(in_channels, "in_channels", minimum=1)[0]
-        f = pair(out_channels, "out_channels", minimum=1)[0]
+        c = count(in_channels, "in_channels")
+        f = count(out_channels, "out_channels")
         self.kernel_size = pair(kernel_size, "kernel_size", minimum=1)
         self.stride, self.padding, self.dilation = conv.conv_geometry(stride, padding, dilation)
         fan_in = c * self.kernel_size[0] * self.kernel_size[1]
@@ -95,7 +95,7 @@ class Conv2D(Layer):
         return z
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x = self._recall(grad_out, self._output_shape)
+        x = self._recall(grad_out, getattr(self, "_output_shape", ()))
         w = self.params["weight"]
         geometry = (self.stride, self.padding, self.dilation)
         self.grads["weight"] = conv.conv2d_grad_weight(grad_out, x, self.kernel_size, *geometry)
@@ -117,7 +117,7 @@ class MaxPool2D(Layer):
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x = self._recall(grad_out, self._argmax.shape)
+        x = self._recall(grad_out, self._argmax.shape if hasattr(self, "_argmax") else ())
         return pool.max_pool2d_backward(grad_out, self._argmax, x.shape, self.kernel_size, self.stride, self.padding)
 
 
@@ -157,8 +157,8 @@ class Dense(Layer):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__()
-        d = pair(in_features, "in_features", minimum=1)[0]
-        m = pair(out_features, "out_features", minimum=1)[0]
+        d = count(in_features, "in_features")
+        m = count(out_features, "out_features")
         self.params["weight"] = _init_rng(rng).normal(0.0, np.sqrt(2.0 / d), (d, m)).astype(dtype)
         if bias:
             self.params["bias"] = np.zeros(m, dtype=dtype)

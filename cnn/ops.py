@@ -88,9 +88,7 @@ def _corr_gather_taps(x: np.ndarray, k: np.ndarray, out_hw: Pair, stride: Pair, 
     return out.reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
 
 
-def _corr_gather_outputs(
-    x: np.ndarray, k: np.ndarray, out_hw: Pair, stride: Pair, dilation: Pair
-) -> np.ndarray:
+def _corr_gather_outputs(x: np.ndarray, k: np.ndarray, out_hw: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
     """Per output position (i, j): out[:, :, i, j] = sum_{c,u,v} x[:, c, i*s + u*d, j*s + v*d] k[:, c, u, v]."""
     n, c = x.shape[:2]
     f, _, kh, kw = k.shape

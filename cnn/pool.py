@@ -16,9 +16,7 @@ from cnn.ops import _tap, corr_output_size, pad2d
 IntOrPair = int | Sequence[int]
 
 
-def pool_geometry(
-    kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair
-) -> tuple[Pair, Pair, Pair]:
+def pool_geometry(kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair) -> tuple[Pair, Pair, Pair]:
     """Normalise (kernel, stride, padding); stride defaults to the kernel; padding <= kernel // 2."""
     k = pair(kernel_size, "kernel_size", minimum=1)
     s = k if stride is None else pair(stride, "stride", minimum=1)
@@ -89,4 +87,3 @@ def max_pool2d_backward(
             routed = np.where(argmax == u * k[1] + v, grad_out, 0)
             _tap(dxp, (u, v), expected[2:], s)[...] += routed
     return dxp[:, :, p[0] : p[0] + h, p[1] : p[1] + w].copy()
-
