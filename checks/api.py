@@ -1,11 +1,11 @@
 """The Python API: check a layer described by a LayerSpec and get a Report.
 
-    from checks import LayerSpec, Param, Supports, check
-    spec = LayerSpec("conv", build=lambda g: MyConv(g.in_channels, g.filters, g.kernel[0]),
-                     params={"weight": Param("W", "FCHW", grad="dW"), "bias": Param("b", grad="db")},
-                     supports=Supports(stride=1, padding=0, square=True))
-    report = check(spec)
-    print(report.render()); report.passed
+from checks import LayerSpec, Param, Supports, check
+spec = LayerSpec("conv", build=lambda g: MyConv(g.in_channels, g.filters, g.kernel[0]),
+                 params={"weight": Param("W", "FCHW", grad="dW"), "bias": Param("b", grad="db")},
+                 supports=Supports(stride=1, padding=0, square=True))
+report = check(spec)
+print(report.render()); report.passed
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from checks import layouts, properties
 from checks import strategies as cs
 from checks.adapters import LayerSpec, Supports
-from checks.geometry import PoolGeometry
 from checks.guard import Limits
 from checks.report import PropertyReport, Report
 from checks.runner import Runner
@@ -52,30 +51,46 @@ def _layout_units(spec: LayerSpec) -> Supports:
     return s
 
 
-def _pool_without_remainder(g: PoolGeometry) -> PoolGeometry:
-    """Shrink H and W to exactly what the windows cover: (Ho - 1) * s + k - 2p."""
-    ho, wo = g.output_shape[2:]
-    h = (ho - 1) * g.stride[0] + g.kernel[0] - 2 * g.padding[0]
-    w = (wo - 1) * g.stride[1] + g.kernel[1] - 2 * g.padding[1]
-    return g._replace(height=h, width=w)
-
-
 def geometries(spec: LayerSpec) -> st.SearchStrategy:
     """Geometries inside what the spec supports (and its layouts allow)."""
     s = _layout_units(spec)
     if spec.kind == "conv":
-        strategy = cs.conv_geometries(batch=s.batch, in_channels=s.channels, filters=s.filters, kernel=s.kernel,
-                                      stride=s.stride, padding=s.padding, dilation=s.dilation, output=s.output,
-                                      square=s.square, bias=s.bias)
+        strategy = cs.conv_geometries(
+            batch=s.batch,
+            in_channels=s.channels,
+            filters=s.filters,
+            kernel=s.kernel,
+            stride=s.stride,
+            padding=s.padding,
+            dilation=s.dilation,
+            output=s.output,
+            square=s.square,
+            bias=s.bias,
+        )
     elif spec.kind == "maxpool":
         if s.stride == "kernel":
             lo, hi = (s.kernel, s.kernel) if isinstance(s.kernel, int) else s.kernel
             strategy = st.integers(lo, hi).flatmap(
-                lambda k: cs.pool_geometries(batch=s.batch, channels=s.channels, kernel=k, stride=k,
-                                             padding=s.padding, output=s.output, square=s.square))
+                lambda k: cs.pool_geometries(
+                    batch=s.batch,
+                    channels=s.channels,
+                    kernel=k,
+                    stride=k,
+                    padding=s.padding,
+                    output=s.output,
+                    square=s.square,
+                )
+            )
         else:
-            strategy = cs.pool_geometries(batch=s.batch, channels=s.channels, kernel=s.kernel, stride=s.stride,
-                                          padding=s.padding, output=s.output, square=s.square)
+            strategy = cs.pool_geometries(
+                batch=s.batch,
+                channels=s.channels,
+                kernel=s.kernel,
+                stride=s.stride,
+                padding=s.padding,
+                output=s.output,
+                square=s.square,
+            )
         if not s.remainder:
             strategy = strategy.map(_pool_without_remainder)
     elif spec.kind == "relu":
@@ -84,8 +99,13 @@ def geometries(spec: LayerSpec) -> st.SearchStrategy:
         strategy = cs.flatten_geometries(ndim=s.ndim)
     elif spec.kind == "dense":
         one_vector = spec.input_layout == "D"
-        strategy = cs.dense_geometries(batch=s.batch, features_ndim=1 if one_vector else (1, 3),
-                                       side=s.features if one_vector else (1, 4), out_features=s.out_features, bias=s.bias)
+        strategy = cs.dense_geometries(
+            batch=s.batch,
+            features_ndim=1 if one_vector else (1, 3),
+            side=s.features if one_vector else (1, 4),
+            out_features=s.out_features,
+            bias=s.bias,
+        )
     else:
         raise ValueError(f"no user-layer checks for kind {spec.kind!r}")
     return strategy

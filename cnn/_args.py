@@ -39,6 +39,8 @@ def require_array(a: object, name: str, ndim: int | tuple[int, ...]) -> np.ndarr
     if a.ndim not in allowed:
         want = " or ".join(str(d) for d in allowed)
         raise ValueError(f"{name} must have {want} dimensions, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
     if a.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} must be float32 or float64, got dtype {a.dtype}")
     return a

@@ -61,7 +61,7 @@ def cases(
     upstream: G of geometry.output_shape (0-d for "softmax_ce" and "network"), nonzero, distinct
     entries, |g| in [0.1, 2]. labels: int64 (N,) in [0, classes) for "softmax_ce" and "network".
 
-    Shrinks the geometry first (towards the smallest, see its strategy), then the values.
+    Shrinks towards the smallest geometry (see its strategy), then towards plain values.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}: expected one of {KINDS}")

@@ -43,26 +43,31 @@ class _Axis(NamedTuple):
     output: int
 
 
-@st.composite
-def _axis(draw, out: Span, kernel: Span, stride: Span, padding: Span, dilation: Span, *, pool: bool) -> _Axis:
-    """Draw Ho, k, s, d, r, then p; derive H (see the module docstring).
+def _int(draw, lo: int, hi: int) -> int:
+    """An int in [lo, hi], shrinking towards lo; no choice at all when the range is one value."""
+    return lo if lo == hi else draw(st.integers(lo, hi))
+
+
+def _axis(
+    draw, out: Span, kernel: Span, stride: Span, padding: Span, dilation: Span, *, pool: bool, remainder: bool = True
+) -> _Axis:
+    """Draw Ho, k, s, d, r (0 unless ``remainder``), then p; derive H (see the module docstring).
 
     Padding is also capped at k // 2 for pools (PyTorch's rule) and, for convs, at d*(k-1) unless the
     padding bound's min asks for more (padding beyond the effective kernel only adds bias-only rows).
     """
-    o, k, s, d = draw(out.ints()), draw(kernel.ints()), draw(stride.ints()), draw(dilation.ints())
-    r = draw(st.integers(0, s - 1))
+    o, k, s, d = (_int(draw, *b) for b in (out, kernel, stride, dilation))
+    r = _int(draw, 0, s - 1) if remainder else 0
     reach = (o - 1) * s + d * (k - 1) + r  # = H + 2p - 1
     soft = k // 2 if pool else max(padding.lo, d * (k - 1))
-    p = draw(st.integers(padding.lo, min(padding.hi, soft, reach // 2)))
+    p = _int(draw, padding.lo, min(padding.hi, soft, reach // 2))
     return _Axis(reach + 1 - 2 * p, k, s, p, d, o)
 
 
-@st.composite
-def _axes(draw, spans: dict[str, Span], *, square: bool, pool: bool) -> tuple[_Axis, _Axis]:
+def _axes(draw, spans: dict[str, Span], *, square: bool, pool: bool, remainder: bool) -> tuple[_Axis, _Axis]:
     """(height axis, width axis); one draw used twice when ``square``."""
-    h = draw(_axis(**spans, pool=pool))
-    return (h, h) if square else (h, draw(_axis(**spans, pool=pool)))
+    h = _axis(draw, **spans, pool=pool, remainder=remainder)
+    return (h, h) if square else (h, _axis(draw, **spans, pool=pool, remainder=remainder))
 
 
 def _require_padding_fits(bound: Bound, spans: dict[str, Span], *, pool: bool) -> None:
@@ -95,6 +100,7 @@ def conv_geometries(
     output: Bound = (1, 5),
     square: bool = False,
     bias: bool | None = None,
+    remainder: bool = True,
 ) -> st.SearchStrategy[ConvGeometry]:
     """ConvGeometry for conv2d on X (N, C, H, W) with K (F, C, kh, kw), valid by construction.
 
@@ -111,6 +117,8 @@ def conv_geometries(
     - ``output``: Ho and Wo, default ``(1, 5)``.
     - ``square``: default ``False``; ``True`` makes input, kernel, stride, padding and dilation square.
     - ``bias``: default ``None`` (drawn); ``True`` or ``False`` fixes it.
+    - ``remainder``: default ``True``, r drawn in [0, s-1]; ``False`` fixes r = 0 (every input row is
+      reached by some window), for layers that only support exactly covered inputs.
 
     Per axis: H = (Ho - 1)*s + d*(k-1) + 1 - 2p + r with r in [0, s-1], so that
     Ho = floor((H + 2p - d*(k-1) - 1) / s) + 1. Reachable corners include a kernel exactly as large as
@@ -131,15 +139,17 @@ def conv_geometries(
         "padding": span("padding", padding, minimum=0),
         "dilation": span("dilation", dilation, minimum=1),
     }
-    square, bias = switch("square", square), flag("bias", bias)
+    square, bias, remainder = switch("square", square), flag("bias", bias), switch("remainder", remainder)
     _require_padding_fits(padding, spans, pool=False)
-    return _conv(n, c, f, spans, square, bias)
+    return _conv(n, c, f, spans, square, bias, remainder)
 
 
 @st.composite
-def _conv(draw, n: Span, c: Span, f: Span, spans: dict[str, Span], square: bool, bias: bool | None) -> ConvGeometry:
-    batch, channels, filters = draw(n.ints()), draw(c.ints()), draw(f.ints())
-    h, w = draw(_axes(spans, square=square, pool=False))
+def _conv(
+    draw, n: Span, c: Span, f: Span, spans: dict[str, Span], square: bool, bias: bool | None, remainder: bool
+) -> ConvGeometry:
+    batch, channels, filters = _int(draw, *n), _int(draw, *c), _int(draw, *f)
+    h, w = _axes(draw, spans, square=square, pool=False, remainder=remainder)
     return ConvGeometry(
         batch,
         channels,
@@ -163,6 +173,7 @@ def pool_geometries(
     padding: Bound = (0, 1),
     output: Bound = (1, 4),
     square: bool = False,
+    remainder: bool = True,
 ) -> st.SearchStrategy[PoolGeometry]:
     """PoolGeometry for max_pool2d (floor mode, -inf padding) on X (N, C, H, W), valid by construction.
 
@@ -176,6 +187,8 @@ def pool_geometries(
       window holds a real input) and capped by what keeps the input non-empty.
     - ``output``: Ho and Wo, default ``(1, 4)``.
     - ``square``: default ``False``; ``True`` makes input, kernel, stride and padding square.
+    - ``remainder``: default ``True``, r drawn in [0, s-1]; ``False`` fixes r = 0 (the windows cover
+      the padded input exactly), for layers that only support that.
 
     Per axis: H = (Ho - 1)*s + k - 2p + r with r in [0, s-1], so that Ho = floor((H + 2p - k) / s) + 1.
     Covers overlapping windows (s < k), tiling (s = k), gaps (s > k) and sizes the stride does not
@@ -192,15 +205,15 @@ def pool_geometries(
         "padding": span("padding", padding, minimum=0),
         "dilation": _ONE,
     }
-    square = switch("square", square)
+    square, remainder = switch("square", square), switch("remainder", remainder)
     _require_padding_fits(padding, spans, pool=True)
-    return _pool(n, c, spans, square)
+    return _pool(n, c, spans, square, remainder)
 
 
 @st.composite
-def _pool(draw, n: Span, c: Span, spans: dict[str, Span], square: bool) -> PoolGeometry:
-    batch, channels = draw(n.ints()), draw(c.ints())
-    h, w = draw(_axes(spans, square=square, pool=True))
+def _pool(draw, n: Span, c: Span, spans: dict[str, Span], square: bool, remainder: bool) -> PoolGeometry:
+    batch, channels = _int(draw, *n), _int(draw, *c)
+    h, w = _axes(draw, spans, square=square, pool=True, remainder=remainder)
     return PoolGeometry(
         batch, channels, h.size, w.size, (h.kernel, w.kernel), (h.stride, w.stride), (h.padding, w.padding)
     )
@@ -316,13 +329,13 @@ def network_geometries(
     return _network(n, c, f, k, p, pk, out, m, bias)
 
 
-@st.composite
 def _network_axis(draw, out: Span, pool: int, k1: int, k2: int, padding: Span) -> tuple[_Axis, ...]:
     """One spatial axis of the network, derived from pool2's output backwards: (conv1, pool1, conv2, pool2)."""
-    pool2 = draw(_axis(out, Span(pool, pool), Span(pool, pool), _ZERO, _ONE, pool=True))
-    conv2 = draw(_axis(Span(pool2.size, pool2.size), Span(k2, k2), _ONE, padding, _ONE, pool=False))
-    pool1 = draw(_axis(Span(conv2.size, conv2.size), Span(pool, pool), Span(pool, pool), _ZERO, _ONE, pool=True))
-    conv1 = draw(_axis(Span(pool1.size, pool1.size), Span(k1, k1), _ONE, padding, _ONE, pool=False))
+    pk = Span(pool, pool)
+    pool2 = _axis(draw, out, pk, pk, _ZERO, _ONE, pool=True)
+    conv2 = _axis(draw, Span(pool2.size, pool2.size), Span(k2, k2), _ONE, padding, _ONE, pool=False)
+    pool1 = _axis(draw, Span(conv2.size, conv2.size), pk, pk, _ZERO, _ONE, pool=True)
+    conv1 = _axis(draw, Span(pool1.size, pool1.size), Span(k1, k1), _ONE, padding, _ONE, pool=False)
     return conv1, pool1, conv2, pool2
 
 
@@ -330,10 +343,10 @@ def _network_axis(draw, out: Span, pool: int, k1: int, k2: int, padding: Span) -
 def _network(
     draw, n: Span, c: Span, f: Span, k: Span, p: Span, pk: Span, out: Span, m: Span, bias: bool | None
 ) -> NetworkGeometry:
-    batch, channels, f1, f2 = draw(n.ints()), draw(c.ints()), draw(f.ints()), draw(f.ints())
-    k1, k2, pool = draw(k.ints()), draw(k.ints()), draw(pk.ints())
-    conv1_h, pool1_h, conv2_h, pool2_h = draw(_network_axis(out, pool, k1, k2, p))
-    conv1_w, pool1_w, conv2_w, pool2_w = draw(_network_axis(out, pool, k1, k2, p))
+    batch, channels, f1, f2 = _int(draw, *n), _int(draw, *c), _int(draw, *f), _int(draw, *f)
+    k1, k2, pool = _int(draw, *k), _int(draw, *k), _int(draw, *pk)
+    conv1_h, pool1_h, conv2_h, pool2_h = _network_axis(draw, out, pool, k1, k2, p)
+    conv1_w, pool1_w, conv2_w, pool2_w = _network_axis(draw, out, pool, k1, k2, p)
     b1, b2, b3 = (draw(st.booleans()) if bias is None else bias for _ in range(3))
 
     def conv(cin: int, h: _Axis, w: _Axis, fout: int, has_bias: bool) -> ConvGeometry:
@@ -353,5 +366,5 @@ def _network(
         pooling(f1, pool1_h, pool1_w),
         conv(f1, conv2_h, conv2_w, f2, b2),
         pooling(f2, pool2_h, pool2_w),
-        DenseGeometry(batch, (f2, pool2_h.output, pool2_w.output), draw(m.ints()), b3),
+        DenseGeometry(batch, (f2, pool2_h.output, pool2_w.output), _int(draw, *m), b3),
     )

@@ -13,12 +13,12 @@ hypothesis choice, a byte string of n (or 2n) bytes, decoded with NumPy into per
   ``random.Random``). It replays and varies; it only shrinks to seed 0, but the geometry, drawn
   first, still shrinks to small arrays that take the byte path.
 
-Both paths feed the same code -> value maps. Measured draw times (hypothesis 6.170, numpy 2.4, one
-busy core, median of 100): see the note at DRAW_LIMIT.
+Both paths feed the same code -> value maps. Measured draw times: see the comment below DRAW_LIMIT.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -42,10 +42,17 @@ WEIGHT_RANGE = (0.1, 1.0)
 UPSTREAM_RANGE = (0.1, 2.0)
 """Upstream gradient G: |g| in this range, pairwise distinct, random signs."""
 DRAW_LIMIT = 1024
-"""Arrays up to this many cells are decoded from drawn bytes (<= 2 per cell, so a case's arrays fit
-hypothesis's 8 KiB budget); larger ones from one drawn seed. Measured medians (max of 100 in brackets):
-values((1024,)) 0.2-0.4 ms [< 2 ms], values((3000,)) 0.2-0.5 ms [< 2 ms] in every mode; a default
-Case 0.3-1.5 ms by kind, the network 2 ms."""
+"""Arrays up to this many cells are decoded from drawn bytes (<= 2 bytes per cell, so a case's arrays
+fit hypothesis's 8 KiB budget); larger ones from one drawn seed."""
+
+# Measured draw times (hypothesis 6.170, numpy 2.4, 2 shared cores, median / p90 of 100 draws; the first
+# draw of a new shape also builds the cached strategy, ~40 ms once):
+#   values((1024,))  separated 0.46/0.63 ms, zeros 0.66/0.86, ties 0.12/0.13, mixed 0.16/0.18
+#   values((3000,))  separated 0.77/0.94 ms, zeros 1.09/1.29, ties 0.17/0.21, mixed 0.29/0.41
+#   upstream((3000,)) 1.28/1.51 ms; parameters((256,)) 0.16/0.18 ms
+#   cases(kind) with default bounds: 1.1-1.8 ms (conv 1.80/2.77), network 2.31/4.67 ms
+# For comparison, one hypothesis choice per cell (hnp.arrays with fill=nothing()): 36 ms for 3,000 cells,
+# and a 3,000-cell st.permutations overruns the 8 KiB budget (every example discarded).
 
 _SEEDS = st.integers(0, 2**64 - 1)
 
@@ -120,12 +127,33 @@ def _mixed(n: int) -> st.SearchStrategy[np.ndarray]:
     return _words(n, 2).map(lambda w: _signed_log(w, *MIXED_RANGE))
 
 
+def _parameters(n: int) -> st.SearchStrategy[np.ndarray]:
+    return _words(n, 2).map(lambda w: _signed_log(w, *WEIGHT_RANGE))
+
+
+@st.composite
+def _upstream(draw, n: int) -> np.ndarray:
+    ranks, negative = draw(_ranks(n)), draw(_signs(n))
+    low, high = UPSTREAM_RANGE
+    magnitude = low + (high - low) * (ranks + 0.5) / max(n, 1)
+    return np.where(negative, -magnitude, magnitude)
+
+
 _BUILDERS: dict[str, Callable[[int], st.SearchStrategy[np.ndarray]]] = {
     "separated": _separated,
     "ties": _ties,
     "zeros": _zeros,
     "mixed": _mixed,
+    "parameters": _parameters,
+    "upstream": _upstream,
 }
+
+
+@functools.lru_cache(maxsize=4096)
+def _array(kind: str, shape: tuple[int, ...], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
+    """float64 values of _BUILDERS[kind] cast to ``dtype`` and reshaped. Cached: a strategy is built
+    (and validated by hypothesis) once per (kind, shape, dtype), not once per draw."""
+    return _BUILDERS[kind](math.prod(shape)).map(lambda v: v.astype(dtype).reshape(shape))
 
 
 def _shape(shape: object) -> tuple[int, ...]:
@@ -154,12 +182,6 @@ def check_mode(mode: object) -> str:
     return mode  # type: ignore[return-value]
 
 
-def _shaped(
-    flat: st.SearchStrategy[np.ndarray], shape: tuple[int, ...], dtype: np.dtype
-) -> st.SearchStrategy[np.ndarray]:
-    return flat.map(lambda v: np.asarray(v, dtype=np.float64).astype(dtype).reshape(shape))
-
-
 def values(
     shape: tuple[int, ...], dtype: object = np.float64, mode: str = "separated"
 ) -> st.SearchStrategy[np.ndarray]:
@@ -176,23 +198,13 @@ def values(
     - ``"mixed"``: |x| log-uniform over MIXED_RANGE (1e-3 .. 1e3), both signs, finite, no subnormals.
       Shrinks towards all 1.0.
     """
-    shape, dtype = _shape(shape), float_dtype(dtype)
-    return _shaped(_BUILDERS[check_mode(mode)](math.prod(shape)), shape, dtype)
+    return _array(check_mode(mode), _shape(shape), float_dtype(dtype))
 
 
 def parameters(shape: tuple[int, ...], dtype: object = np.float64) -> st.SearchStrategy[np.ndarray]:
-    """Weights and biases: |w| log-uniform in WEIGHT_RANGE (0.1 .. 1), both signs, never zero; shrinks to ~0.32."""
-    shape, dtype = _shape(shape), float_dtype(dtype)
-    words = _words(math.prod(shape), 2)
-    return _shaped(words.map(lambda w: _signed_log(w, *WEIGHT_RANGE)), shape, dtype)
-
-
-@st.composite
-def _upstream(draw, n: int) -> np.ndarray:
-    ranks, negative = draw(_ranks(n)), draw(_signs(n))
-    low, high = UPSTREAM_RANGE
-    magnitude = low + (high - low) * (ranks + 0.5) / max(n, 1)
-    return np.where(negative, -magnitude, magnitude)
+    """Weights and biases of ``shape`` and ``dtype``: |w| log-uniform in WEIGHT_RANGE (0.1 .. 1), both signs,
+    never zero. Shrinks towards all 10**-0.5 (~0.32), positive."""
+    return _array("parameters", _shape(shape), float_dtype(dtype))
 
 
 def upstream(shape: tuple[int, ...], dtype: object = np.float64) -> st.SearchStrategy[np.ndarray]:
@@ -203,10 +215,10 @@ def upstream(shape: tuple[int, ...], dtype: object = np.float64) -> st.SearchStr
     entries (an all-ones G hides permutation bugs; distinct entries expose any mis-routing).
     Shrinks towards sorted magnitudes, all positive.
     """
-    shape, dtype = _shape(shape), float_dtype(dtype)
-    return _shaped(_upstream(math.prod(shape)), shape, dtype)
+    return _array("upstream", _shape(shape), float_dtype(dtype))
 
 
+@functools.lru_cache(maxsize=256)
 def labels(batch: int, classes: int) -> st.SearchStrategy[np.ndarray]:
     """int64 class indices (batch,) in [0, classes), every entry drawn; shrinks towards all 0."""
     return hnp.arrays(np.int64, batch, elements=st.integers(0, classes - 1), fill=st.nothing())
