@@ -5,6 +5,8 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 EXTRAS ?= test,torch,plot,dev
 PROFILE ?= ci
+# pytest arguments appended by `make test`, e.g. PYTEST_ARGS='-k conv'
+PYTEST_ARGS ?=
 JOBS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -18,8 +20,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# make check                          -> every bundled example gets its expected verdict (a self-test)
+# make check LAYER=file.py:Name KIND=conv [PRESET=seed] [CHECK_ARGS=...] -> check your own layer
 check: $(STAMP)
-	$(BIN)/python -m checks.smoke
+ifdef LAYER
+	$(BIN)/python -m checks check $(LAYER) $(if $(KIND),--kind $(KIND)) $(if $(PRESET),--preset $(PRESET)) $(CHECK_ARGS)
+else
+	$(BIN)/python -m checks selftest $(CHECK_ARGS)
+endif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --hypothesis-profile=$(PROFILE) $(PYTEST_ARGS)

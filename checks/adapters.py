@@ -162,7 +162,11 @@ class ClassSubject:
         except ValueError as exc:
             raise LayerFault("backward", f"gradient for {name!r}: {exc}", self.shapes) from None
         if array.size != int(np.prod(expected)):
-            raise LayerFault("backward", f"gradient for {name!r} has shape {array.shape}, expected {expected} entries in any shape", self.shapes)
+            raise LayerFault(
+                "backward",
+                f"gradient for {name!r} has shape {array.shape}, expected {expected} entries in any shape",
+                self.shapes,
+            )
         return array.reshape(expected)
 
     def _install(self, inputs: Mapping[str, np.ndarray]) -> None:
@@ -196,7 +200,9 @@ class ClassSubject:
             if y is None:
                 raise LayerFault(stage, f"returned None instead of the {what}", self.shapes)
             if isinstance(y, (tuple, list)):
-                raise LayerFault(stage, f"returned a {type(y).__name__} of length {len(y)} instead of the {what} array", self.shapes)
+                raise LayerFault(
+                    stage, f"returned a {type(y).__name__} of length {len(y)} instead of the {what} array", self.shapes
+                )
             if not np.isscalar(y):
                 raise LayerFault(stage, f"returned {type(y).__name__} instead of an ndarray {what}", self.shapes)
             y = np.asarray(y)
@@ -233,16 +239,26 @@ class ClassSubject:
         else:
             self._call(reset)
 
-    def _read(self, result: object, before: dict, live: dict, recorder: RecordingOptimizer | None) -> dict[str, np.ndarray]:
+    def _read(
+        self, result: object, before: dict, live: dict, recorder: RecordingOptimizer | None
+    ) -> dict[str, np.ndarray]:
         spec = self.spec
         grads: dict[str, np.ndarray] = {}
         dx = result
         if spec.gradients == "returned":
             if not isinstance(result, (tuple, list)) or len(result) != 2:
-                raise LayerFault("backward", f"expected (dX, [parameter gradients]) from backward, got {_describe(result)}", self.shapes)
+                raise LayerFault(
+                    "backward",
+                    f"expected (dX, [parameter gradients]) from backward, got {_describe(result)}",
+                    self.shapes,
+                )
             dx, returned = result
             if not isinstance(returned, (tuple, list)) or len(returned) != len(spec.params):
-                raise LayerFault("backward", f"expected {len(spec.params)} parameter gradients, got {_describe(returned)}", self.shapes)
+                raise LayerFault(
+                    "backward",
+                    f"expected {len(spec.params)} parameter gradients, got {_describe(returned)}",
+                    self.shapes,
+                )
             raw = dict(zip(spec.params, returned, strict=True))
         elif spec.gradients == "attributes":
             raw = {}
@@ -252,7 +268,11 @@ class ClassSubject:
                 try:
                     raw[name] = paths.resolve(self.layer, p.grad)
                 except (AttributeError, KeyError, IndexError, TypeError) as exc:
-                    raise LayerFault("backward", f"gradient {p.grad!r} not found on the layer ({type(exc).__name__}: {exc})", self.shapes) from None
+                    raise LayerFault(
+                        "backward",
+                        f"gradient {p.grad!r} not found on the layer ({type(exc).__name__}: {exc})",
+                        self.shapes,
+                    ) from None
         elif spec.gradients == "optimizer":
             raw = {name: recorder.grad_for(live[name]) for name in spec.params}  # type: ignore[union-attr]
         else:
@@ -260,7 +280,11 @@ class ClassSubject:
         # A gradient that cannot be read is reported against that gradient alone (as a LayerFault
         # value), so a layer whose backward returns None can still be judged on its weights.
         if spec.returns_input_grad:
-            grads["input"] = _or_fault(lambda: self._canonical(dx, spec.input_layout, self.case.geometry.input_shape, "backward", "input gradient"))
+            grads["input"] = _or_fault(
+                lambda: self._canonical(
+                    dx, spec.input_layout, self.case.geometry.input_shape, "backward", "input gradient"
+                )
+            )
         for name in spec.params:
             if name in self.case.inputs:
                 grads[name] = _or_fault(lambda name=name: self._to_canonical_grad(name, raw.get(name)))
@@ -271,14 +295,20 @@ class ClassSubject:
         try:
             lr = float(paths.resolve(self.layer, self.spec.lr_attr))  # type: ignore[arg-type]
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
-            raise LayerFault("adapt", f"gradients='sgd' needs a learning rate at {self.spec.lr_attr!r}", self.shapes) from None
+            raise LayerFault(
+                "adapt", f"gradients='sgd' needs a learning rate at {self.spec.lr_attr!r}", self.shapes
+            ) from None
         if lr == 0:
             raise LayerFault("adapt", "the layer's learning rate is 0: no step to recover a gradient from", self.shapes)
         out = {}
         for name, p in self.spec.params.items():
             after = np.asarray(paths.resolve(self.layer, p.attr), dtype=np.float64)
             if after.shape != before[name].shape:
-                raise LayerFault("backward", f"parameter {p.attr!r} changed shape from {before[name].shape} to {after.shape}", self.shapes)
+                raise LayerFault(
+                    "backward",
+                    f"parameter {p.attr!r} changed shape from {before[name].shape} to {after.shape}",
+                    self.shapes,
+                )
             out[name] = ((before[name].astype(np.float64) - after) / lr).astype(self.case.dtype)
         return out
 

@@ -36,7 +36,9 @@ class Case:
     def describe(self) -> str:
         """One line: kind, geometry and the shapes involved (used in every failure message)."""
         shapes = ", ".join(f"{k} {v.shape}" for k, v in self.inputs.items())
-        return f"{self.kind} {self.geometry!r}; {shapes}; G {self.upstream.shape}; dtype {self.dtype}; values {self.mode}"
+        return (
+            f"{self.kind} {self.geometry!r}; {shapes}; G {self.upstream.shape}; dtype {self.dtype}; values {self.mode}"
+        )
 
     def copy(self) -> Case:
         """Deep copy of the arrays, so a layer that mutates its arguments cannot corrupt the case."""

@@ -32,9 +32,7 @@ class Comparison:
         )
 
 
-def compare(
-    actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, mask: np.ndarray | None = None
-) -> Comparison:
+def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, mask: np.ndarray | None = None) -> Comparison:
     """Pass where |a - e| <= atol * max|e| + rtol * |e|; ``mask`` (True = compare) skips untrusted entries.
 
     Non-finite actual entries always fail. The worst entry is the one with the largest

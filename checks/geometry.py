@@ -191,4 +191,6 @@ class NetworkGeometry(NamedTuple):
         return ()
 
 
-Geometry = ConvGeometry | PoolGeometry | ElementwiseGeometry | FlattenGeometry | DenseGeometry | LossGeometry | NetworkGeometry
+Geometry = (
+    ConvGeometry | PoolGeometry | ElementwiseGeometry | FlattenGeometry | DenseGeometry | LossGeometry | NetworkGeometry
+)

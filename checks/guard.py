@@ -123,7 +123,9 @@ def call(
     except (KeyboardInterrupt, LayerFault):
         raise
     except _Timeout:
-        raise LayerFault(stage, f"did not return within {limits.seconds:g} s (hang or infinite loop?)", shapes) from None
+        raise LayerFault(
+            stage, f"did not return within {limits.seconds:g} s (hang or infinite loop?)", shapes
+        ) from None
     except MemoryError as exc:
         budget = "" if limits.memory_bytes is None else f" (budget {limits.memory_bytes / 1024**3:.1f} GiB)"
         raise LayerFault(stage, f"ran out of memory{budget}: {exc}", shapes) from None

@@ -38,7 +38,19 @@ _WEIGHTS = {
     "FHW": ((1,), lambda w: w[:, 0], lambda w: w[:, None]),
     "MD": ((), lambda w: w.T, lambda w: w.T),
 }
-_USER_NDIM = {"NCHW": 4, "NHWC": 4, "CHW": 3, "HWC": 3, "HW": 2, "D": 1, "FCHW": 4, "HWCF": 4, "FHW": 3, "DM": 2, "MD": 2}
+_USER_NDIM = {
+    "NCHW": 4,
+    "NHWC": 4,
+    "CHW": 3,
+    "HWC": 3,
+    "HW": 2,
+    "D": 1,
+    "FCHW": 4,
+    "HWCF": 4,
+    "FHW": 3,
+    "DM": 2,
+    "MD": 2,
+}
 
 
 def _lookup(table: dict, layout: str, kind: str):

@@ -60,7 +60,10 @@ def _stride_ignored(case: Case, correct: Grads) -> Grads:
     xt = pad2d(x, g.padding).transpose(1, 0, 2, 3)
     dw = corr2d(xt, up.transpose(1, 0, 2, 3), stride=g.dilation, dilation=(1, 1))
     kh, kw = g.kernel
-    return {"input": dxp[:, :, ph : ph + h, pw : pw + wd], "weight": np.ascontiguousarray(dw[:, :, :kh, :kw].transpose(1, 0, 2, 3))}
+    return {
+        "input": dxp[:, :, ph : ph + h, pw : pw + wd],
+        "weight": np.ascontiguousarray(dw[:, :, :kh, :kw].transpose(1, 0, 2, 3)),
+    }
 
 
 def _empty_crop(case: Case, correct: Grads) -> Grads:
@@ -148,59 +151,122 @@ def _square_dense(case: Case) -> bool:
 
 
 MISTAKES: tuple[Mistake, ...] = (
-    Mistake("kernel_flipped", "conv", "input",
-            "kernel orientation wrong: the full-convolution form needs rot180(K), the scatter form "
-            "(dX[window] += G * K) must NOT rotate; this gradient used the other one",
-            "dL/dX = crop_p(full_corr(dilate_s(G), rot180(K)))  ==  sum_{i,j} G[i,j] * K placed at window (i,j)",
-            _kernel_flipped, lambda c: c.inputs["weight"].shape[-2:] != (1, 1)),
-    Mistake("stride_ignored", "conv", "input",
-            "stride ignored in backward: windows placed at i instead of i*stride",
-            "dX~[c, i*s + u*d, j*s + v*d] += G[f,i,j] K[f,c,u,v]",
-            _stride_ignored, _conv_stride_gt1),
-    Mistake("empty_crop_at_pad0", "conv", "input",
-            "padding crop dX~[p:-p] is empty when the padding is 0",
-            "dL/dX = dX~[:, :, p:p+H, p:p+W]",
-            _empty_crop, lambda c: min(c.geometry.padding) == 0),  # type: ignore[union-attr]
-    Mistake("weight_grad_over_batch", "conv", "weight",
-            "weight gradient divided by the batch size (averaged); L = sum(Z * G) is already the batch sum",
-            "dL/dK[f,c,u,v] = sum_{n,i,j} G[n,f,i,j] X~[n, c, i*s+u*d, j*s+v*d]",
-            _divide_by_batch("weight"), _has_batch),
-    Mistake("bias_grad_over_batch", "conv", "bias",
-            "bias gradient averaged over the batch instead of summed",
-            "dL/dB[f] = sum_{n,i,j} G[n,f,i,j]",
-            _divide_by_batch("bias"), _has_batch),
-    Mistake("conv_weight_transposed", "conv", "weight",
-            "weight gradient with its spatial axes swapped (kh and kw transposed)",
-            "dL/dK has K's layout (F, C, kh, kw)",
-            _conv_weight_spatially_transposed, lambda c: c.inputs["weight"].shape[-1] == c.inputs["weight"].shape[-2] > 1),
-    Mistake("route_to_all_ties", "maxpool", "input",
-            "gradient sent to EVERY tied maximum of a window: the window's gradient is counted once per tie",
-            "each window's G is split into non-negative shares summing to G, on its maximum positions only",
-            _route_to_all_ties, _pool_has_ties),
-    Mistake("overwrite_overlaps", "maxpool", "input",
-            "`=` instead of `+=` where pool windows overlap: a later window overwrites an earlier one's gradient",
-            "dX[argmax of window (i,j)] += G[i,j], summed over every window",
-            _overwrite_overlaps, _pool_overlaps),
-    Mistake("relu_never_masks", "relu", "input",
-            "ReLU passes the gradient where the input is negative (mask on `output < 0`, which never holds)",
-            "dX = G * (X > 0)",
-            _relu_never_masks),
-    Mistake("relu_mask_on_upstream", "relu", "input",
-            "ReLU mask taken on the wrong array (the upstream gradient instead of the input)",
-            "dX = G * (X > 0)",
-            _relu_mask_on_upstream),
-    Mistake("dense_weight_transposed", "dense", "weight",
-            "weight gradient transposed: G^T X instead of X^T G (invisible in the shape when D == M)",
-            "dL/dW = X^T G, shape (D, M)",
-            _transpose_weight, _square_dense),
-    Mistake("dense_bias_over_batch", "dense", "bias",
-            "bias gradient averaged over the batch instead of summed",
-            "dL/db = sum_n G[n, :]",
-            _divide_by_batch("bias"), _has_batch),
-    Mistake("dense_weight_over_batch", "dense", "weight",
-            "weight gradient divided by the batch size",
-            "dL/dW = X^T G",
-            _divide_by_batch("weight"), _has_batch),
+    Mistake(
+        "kernel_flipped",
+        "conv",
+        "input",
+        "kernel orientation wrong: the full-convolution form needs rot180(K), the scatter form "
+        "(dX[window] += G * K) must NOT rotate; this gradient used the other one",
+        "dL/dX = crop_p(full_corr(dilate_s(G), rot180(K)))  ==  sum_{i,j} G[i,j] * K placed at window (i,j)",
+        _kernel_flipped,
+        lambda c: c.inputs["weight"].shape[-2:] != (1, 1),
+    ),
+    Mistake(
+        "stride_ignored",
+        "conv",
+        "input",
+        "stride ignored in backward: windows placed at i instead of i*stride",
+        "dX~[c, i*s + u*d, j*s + v*d] += G[f,i,j] K[f,c,u,v]",
+        _stride_ignored,
+        _conv_stride_gt1,
+    ),
+    Mistake(
+        "empty_crop_at_pad0",
+        "conv",
+        "input",
+        "padding crop dX~[p:-p] is empty when the padding is 0",
+        "dL/dX = dX~[:, :, p:p+H, p:p+W]",
+        _empty_crop,
+        lambda c: min(c.geometry.padding) == 0,
+    ),  # type: ignore[union-attr]
+    Mistake(
+        "weight_grad_over_batch",
+        "conv",
+        "weight",
+        "weight gradient divided by the batch size (averaged); L = sum(Z * G) is already the batch sum",
+        "dL/dK[f,c,u,v] = sum_{n,i,j} G[n,f,i,j] X~[n, c, i*s+u*d, j*s+v*d]",
+        _divide_by_batch("weight"),
+        _has_batch,
+    ),
+    Mistake(
+        "bias_grad_over_batch",
+        "conv",
+        "bias",
+        "bias gradient averaged over the batch instead of summed",
+        "dL/dB[f] = sum_{n,i,j} G[n,f,i,j]",
+        _divide_by_batch("bias"),
+        _has_batch,
+    ),
+    Mistake(
+        "conv_weight_transposed",
+        "conv",
+        "weight",
+        "weight gradient with its spatial axes swapped (kh and kw transposed)",
+        "dL/dK has K's layout (F, C, kh, kw)",
+        _conv_weight_spatially_transposed,
+        lambda c: c.inputs["weight"].shape[-1] == c.inputs["weight"].shape[-2] > 1,
+    ),
+    Mistake(
+        "route_to_all_ties",
+        "maxpool",
+        "input",
+        "gradient sent to EVERY tied maximum of a window: the window's gradient is counted once per tie",
+        "each window's G is split into non-negative shares summing to G, on its maximum positions only",
+        _route_to_all_ties,
+        _pool_has_ties,
+    ),
+    Mistake(
+        "overwrite_overlaps",
+        "maxpool",
+        "input",
+        "`=` instead of `+=` where pool windows overlap: a later window overwrites an earlier one's gradient",
+        "dX[argmax of window (i,j)] += G[i,j], summed over every window",
+        _overwrite_overlaps,
+        _pool_overlaps,
+    ),
+    Mistake(
+        "relu_never_masks",
+        "relu",
+        "input",
+        "ReLU passes the gradient where the input is negative (mask on `output < 0`, which never holds)",
+        "dX = G * (X > 0)",
+        _relu_never_masks,
+    ),
+    Mistake(
+        "relu_mask_on_upstream",
+        "relu",
+        "input",
+        "ReLU mask taken on the wrong array (the upstream gradient instead of the input)",
+        "dX = G * (X > 0)",
+        _relu_mask_on_upstream,
+    ),
+    Mistake(
+        "dense_weight_transposed",
+        "dense",
+        "weight",
+        "weight gradient transposed: G^T X instead of X^T G (invisible in the shape when D == M)",
+        "dL/dW = X^T G, shape (D, M)",
+        _transpose_weight,
+        _square_dense,
+    ),
+    Mistake(
+        "dense_bias_over_batch",
+        "dense",
+        "bias",
+        "bias gradient averaged over the batch instead of summed",
+        "dL/db = sum_n G[n, :]",
+        _divide_by_batch("bias"),
+        _has_batch,
+    ),
+    Mistake(
+        "dense_weight_over_batch",
+        "dense",
+        "weight",
+        "weight gradient divided by the batch size",
+        "dL/dW = X^T G",
+        _divide_by_batch("weight"),
+        _has_batch,
+    ),
 )
 
 
@@ -230,7 +296,9 @@ class MistakenSubject:
 
     def backward(self, upstream):
         correct = dict(self.inner.backward(upstream))
-        shadow = Case(self.case.kind, self.case.geometry, self._inputs, np.asarray(upstream), self.case.labels, self.case.mode)
+        shadow = Case(
+            self.case.kind, self.case.geometry, self._inputs, np.asarray(upstream), self.case.labels, self.case.mode
+        )
         correct.update(self.mistake.wrong(shadow, correct))
         return correct
 

@@ -61,8 +61,14 @@ def _seed_conv(cls: Callable) -> LayerSpec:
         return cls(**kwargs)
 
     return LayerSpec(
-        "conv", build, input_layout="HW", output_layout="HWC",
-        params={"weight": Param("filters", "FHW")}, gradients="sgd", supports=supports, name=getattr(cls, "__name__", ""),
+        "conv",
+        build,
+        input_layout="HW",
+        output_layout="HWC",
+        params={"weight": Param("filters", "FHW")},
+        gradients="sgd",
+        supports=supports,
+        name=getattr(cls, "__name__", ""),
     )
 
 
@@ -75,7 +81,9 @@ def _seed_pool(cls: Callable) -> LayerSpec:
         return cls(**{k_arg: g.kernel[0]}) if k_arg else cls()
 
     kernel = (2, 3) if k_arg else int(getattr(cls(), "size", 2))
-    supports = Supports(batch=1, channels=(1, 3), kernel=kernel, stride="kernel", padding=0, square=True, remainder=False)
+    supports = Supports(
+        batch=1, channels=(1, 3), kernel=kernel, stride="kernel", padding=0, square=True, remainder=False
+    )
     return LayerSpec("maxpool", build, input_layout="HWC", supports=supports, name=getattr(cls, "__name__", ""))
 
 
@@ -95,8 +103,16 @@ def _seed_dense(cls: Callable) -> LayerSpec:
 
     params = {"weight": Param("weights", "DM"), "bias": Param("biases")}
     supports = Supports(batch=1, features=(1, 8), out_features=(1, 5), bias=True)
-    return LayerSpec("dense", build, input_layout="D", output_layout="D", params=params, gradients="sgd",
-                     supports=supports, name=getattr(cls, "__name__", ""))
+    return LayerSpec(
+        "dense",
+        build,
+        input_layout="D",
+        output_layout="D",
+        params=params,
+        gradients="sgd",
+        supports=supports,
+        name=getattr(cls, "__name__", ""),
+    )
 
 
 _SEED = {"conv": _seed_conv, "maxpool": _seed_pool, "relu": _seed_relu, "dense": _seed_dense}
@@ -181,8 +197,13 @@ def function_pair(kind: str, namespace: Mapping[str, Any] | Any) -> LayerSpec:
         params = {"weight": Param("w", "FCHW" if kind == "conv" else "DM", "dw"), "bias": Param("b", None, "db")}
     layout = "ND" if kind in ("relu", "dense") else "NCHW"
     return LayerSpec(
-        kind, lambda g: FunctionPairLayer(kind, forward, backward, g), input_layout=layout,
-        params=params, gradients="attributes", supports=_PAIR_SUPPORTS[kind], name=forward.__name__,
+        kind,
+        lambda g: FunctionPairLayer(kind, forward, backward, g),
+        input_layout=layout,
+        params=params,
+        gradients="attributes",
+        supports=_PAIR_SUPPORTS[kind],
+        name=forward.__name__,
     )
 
 
@@ -190,5 +211,10 @@ def nchw(kind: str, cls: Callable, build: Callable[[Geometry], Any] | None = Non
     """A class in our own interface (cnn.layers-like: params/grads dicts, NCHW, weight (F,C,kh,kw) / (D,M))."""
     params = {}
     if kind in ("conv", "dense"):
-        params = {"weight": Param("params['weight']", None, "grads['weight']"), "bias": Param("params['bias']", None, "grads['bias']")}
-    return LayerSpec(kind, build or (lambda g: cls()), input_layout="NCHW" if kind in ("conv", "maxpool") else "ND", params=params)
+        params = {
+            "weight": Param("params['weight']", None, "grads['weight']"),
+            "bias": Param("params['bias']", None, "grads['bias']"),
+        }
+    return LayerSpec(
+        kind, build or (lambda g: cls()), input_layout="NCHW" if kind in ("conv", "maxpool") else "ND", params=params
+    )

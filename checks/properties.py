@@ -64,7 +64,14 @@ def _at_kink_membership(t: Trial, actual: np.ndarray) -> Finding:
             return t.grad_at(g, "input")
 
         m = pool_membership(x, case.geometry, t.pristine.upstream, actual, probe, tol)
-    return _finding(t, "grad_input", m.ok, m.reason + ("" if m.comparison is None else f"; {m.comparison.summary()}"), "subgradient", m.comparison)
+    return _finding(
+        t,
+        "grad_input",
+        m.ok,
+        m.reason + ("" if m.comparison is None else f"; {m.comparison.summary()}"),
+        "subgradient",
+        m.comparison,
+    )
 
 
 def _fd_findings(t: Trial, prop: str, name: str, actual: np.ndarray) -> Finding:
@@ -87,7 +94,14 @@ def _directional(t: Trial, prop: str, actual: np.ndarray, estimate: FDDirectiona
         terms = np.asarray(actual, dtype=np.float64) * u
         c = compare_directional(float(terms.sum()), projection, float(np.abs(terms).sum()), t.tol.fd)
         if not c.ok:
-            return _finding(t, prop, False, f"direction {k}: <grad, u> = {c.worst_actual:.6g}, finite difference {c.worst_expected:.6g}", "fd", c)
+            return _finding(
+                t,
+                prop,
+                False,
+                f"direction {k}: <grad, u> = {c.worst_actual:.6g}, finite difference {c.worst_expected:.6g}",
+                "fd",
+                c,
+            )
     return _finding(t, prop, True, f"{len(judged)} random directions agree", "fd")
 
 
@@ -152,12 +166,23 @@ def linearity(t: Trial) -> list[Finding]:
         return [Finding("linearity", SKIP, "the layer returned no gradient to test", None, t.case.describe())]
     for name in names:
         try:
-            expected = LINEAR_A * np.asarray(separate_g[name], np.float64) + LINEAR_B * np.asarray(separate_h[name], np.float64)
+            expected = LINEAR_A * np.asarray(separate_g[name], np.float64) + LINEAR_B * np.asarray(
+                separate_h[name], np.float64
+            )
             c = compare(np.asarray(combined[name], np.float64), expected, t.tol.exact)
         except ValueError as exc:  # shapes that do not even match each other
             return [_finding(t, "linearity", False, f"{name}: {exc}", "structure")]
         if not c.ok:
-            return [_finding(t, "linearity", False, f"{name}: backward is not linear in the upstream gradient; {c.summary()}", "structure", c)]
+            return [
+                _finding(
+                    t,
+                    "linearity",
+                    False,
+                    f"{name}: backward is not linear in the upstream gradient; {c.summary()}",
+                    "structure",
+                    c,
+                )
+            ]
     return [_finding(t, "linearity", True, "backward is linear in the upstream gradient", "structure")]
 
 
@@ -174,7 +199,15 @@ def determinism(t: Trial) -> list[Finding]:
     for name in sorted(set(g1) | set(g2)):
         a, b = g1.get(name), g2.get(name)
         if t.usable(g1, name) != t.usable(g2, name) or (t.usable(g1, name) and not np.array_equal(a, b)):
-            return [_finding(t, "determinism", False, f"backward gave different {name!r} gradients for the same input", "structure")]
+            return [
+                _finding(
+                    t,
+                    "determinism",
+                    False,
+                    f"backward gave different {name!r} gradients for the same input",
+                    "structure",
+                )
+            ]
     return [_finding(t, "determinism", True, "same results twice", "structure")]
 
 
@@ -194,7 +227,11 @@ def no_mutation(t: Trial) -> list[Finding]:
         return [_finding(t, "no_mutation", False, "backward modified the upstream gradient it was given", "structure")]
     changed = [k for k in inputs if not np.array_equal(inputs[k], t.pristine.inputs[k])]
     if changed:
-        return [_finding(t, "no_mutation", False, f"backward modified {changed} (an SGD step inside backward?)", "structure")]
+        return [
+            _finding(
+                t, "no_mutation", False, f"backward modified {changed} (an SGD step inside backward?)", "structure"
+            )
+        ]
     return [_finding(t, "no_mutation", True, "inputs and upstream gradient untouched", "structure")]
 
 
@@ -207,7 +244,11 @@ def quiet(t: Trial) -> list[Finding]:
     text = t.transcript.text
     if text:
         first = text.strip().splitlines()[0][:80] if text.strip() else repr(text[:20])
-        return [_finding(t, "quiet", False, f"the layer printed {len(text)} characters (first line: {first!r})", "structure")]
+        return [
+            _finding(
+                t, "quiet", False, f"the layer printed {len(text)} characters (first line: {first!r})", "structure"
+            )
+        ]
     return [_finding(t, "quiet", True, "no output", "structure")]
 
 

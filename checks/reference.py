@@ -64,7 +64,9 @@ def network_forward(g: NetworkGeometry, a: Arrays, labels: np.ndarray | None) ->
     sites: list[KinkSite] = []
     x = a["input"]
     for conv_name, conv_g, pool_g in (("conv1", g.conv1, g.pool1), ("conv2", g.conv2, g.pool2)):
-        z = cnn.conv2d(x, a[f"{conv_name}.weight"], a.get(f"{conv_name}.bias"), conv_g.stride, conv_g.padding, conv_g.dilation)
+        z = cnn.conv2d(
+            x, a[f"{conv_name}.weight"], a.get(f"{conv_name}.bias"), conv_g.stride, conv_g.padding, conv_g.dilation
+        )
         sites.append(KinkSite("relu", z))
         r = cnn.relu(z)
         sites.append(KinkSite("pool", r, pool_g))

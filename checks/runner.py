@@ -62,8 +62,8 @@ class TrialCache:
 
 
 class _PropertyFailed(AssertionError):
-    def __init__(self, findings: list[Finding]) -> None:
-        self.findings = findings
+    def __init__(self, findings: list[Finding], trial: Trial) -> None:
+        self.findings, self.trial = findings, trial
         super().__init__("\n".join(f.line() for f in findings if f.failed))
 
 
@@ -90,7 +90,9 @@ class Runner:
     def explore(self, prop: str) -> PropertyReport:
         """Run one property over up to ``max_examples`` cases; shrink a failure to a minimal case."""
         if self.fatal is not None:
-            return PropertyReport(prop, FAIL, 0, {}, self.fatal, "not explored: the layer hung or ran out of memory earlier")
+            return PropertyReport(
+                prop, FAIL, 0, {}, self.fatal, "not explored: the layer hung or ran out of memory earlier"
+            )
         check = properties.get(prop)
         statuses: list[str] = []
         oracles: Counter[str] = Counter()
@@ -102,7 +104,8 @@ class Runner:
             if fatal:
                 return
             count[0] += 1
-            findings = check(self.cache.get(case))
+            trial = self.cache.get(case)
+            findings = check(trial)
             last[0] = findings
             statuses.extend(f.status for f in findings)
             oracles.update(f.oracle or "-" for f in findings if f.status == "pass")
@@ -110,7 +113,7 @@ class Runner:
                 fatal.extend(findings)
                 return
             if any(f.failed for f in findings):
-                raise _PropertyFailed(findings)
+                raise _PropertyFailed(findings, trial)
 
         test = settings(
             max_examples=self.max_examples,
@@ -127,7 +130,9 @@ class Runner:
             test()
         except _PropertyFailed as failure:
             notes = "\n".join(getattr(failure, "__notes__", []))
-            return PropertyReport(prop, FAIL, count[0], dict(oracles), failure.findings, self._replay(notes))
+            report = PropertyReport(prop, FAIL, count[0], dict(oracles), failure.findings, self._replay(notes))
+            report.trial = failure.trial
+            return report
         except HypothesisException as exc:  # e.g. Flaky: the layer answered differently on a replay
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             finding = Finding(prop, FAIL, f"the layer is not reproducible ({message})", "structure")

@@ -43,7 +43,9 @@ def relu_membership(x: np.ndarray, upstream: np.ndarray, grad: np.ndarray, tol: 
     if comparison.ok:
         return Membership(True, "every entry is a valid ReLU subgradient", comparison)
     i = comparison.worst_index
-    region = "X > 0 (must pass G)" if x[i] > 0 else "X < 0 (must be 0)" if x[i] < 0 else "X == 0 (must lie between 0 and G)"
+    region = (
+        "X > 0 (must pass G)" if x[i] > 0 else "X < 0 (must be 0)" if x[i] < 0 else "X == 0 (must lie between 0 and G)"
+    )
     return Membership(False, f"not a ReLU subgradient at {i}, where {region}", comparison)
 
 

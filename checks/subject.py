@@ -81,7 +81,11 @@ def _network(g: NetworkGeometry, dtype: np.dtype) -> tuple[cnn.Layer, dict[str, 
 
     layers = [conv(g.conv1), cnn.ReLU(), pool(g.pool1), conv(g.conv2), cnn.ReLU(), pool(g.pool2), cnn.Flatten()]
     layers.append(cnn.Dense(g.dense.in_features, g.dense.out_features, g.dense.bias, dtype=dtype))
-    names = {f"{part}.{p}": f"{index}.{p}" for part, index in (("conv1", 0), ("conv2", 3), ("dense", 7)) for p in ("weight", "bias")}
+    names = {
+        f"{part}.{p}": f"{index}.{p}"
+        for part, index in (("conv1", 0), ("conv2", 3), ("dense", 7))
+        for p in ("weight", "bias")
+    }
     return cnn.Sequential(*layers), names
 
 
@@ -90,7 +94,9 @@ def reference_subject(case: Case) -> Subject:
     g, dtype = case.geometry, case.dtype
     if case.kind == "conv":
         assert isinstance(g, ConvGeometry)
-        return LayerSubject(cnn.Conv2D(g.in_channels, g.filters, g.kernel, g.stride, g.padding, g.dilation, g.bias, dtype=dtype))
+        return LayerSubject(
+            cnn.Conv2D(g.in_channels, g.filters, g.kernel, g.stride, g.padding, g.dilation, g.bias, dtype=dtype)
+        )
     if case.kind == "maxpool":
         assert isinstance(g, PoolGeometry)
         return LayerSubject(cnn.MaxPool2D(g.kernel, g.stride, g.padding))

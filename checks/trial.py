@@ -16,8 +16,7 @@ import numpy as np
 from checks import kinks, reference
 from checks.case import Case
 from checks.guard import LayerFault, Limits, Transcript, call
-from checks.oracles import fd
-from checks.oracles import torch_oracle
+from checks.oracles import fd, torch_oracle
 from checks.subject import Subject, SubjectFactory
 from checks.tolerances import DtypeTolerances, tolerances_for
 
@@ -105,7 +104,9 @@ class Trial:
             raise grads[name]
         if name not in grads or grads[name] is None:
             raise LayerFault("backward", f"no gradient for {name!r} (got {sorted(grads) or 'none'})", self.shapes)
-        return self._validated("backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype)
+        return self._validated(
+            "backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype
+        )
 
     def grad_at(self, upstream: np.ndarray, name: str) -> np.ndarray:
         """dL/d(name) for another upstream gradient (fresh forward first), validated."""
@@ -114,7 +115,9 @@ class Trial:
             raise grads[name]
         if grads.get(name) is None:
             raise LayerFault("backward", f"no gradient for {name!r}", self.shapes)
-        return self._validated("backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype)
+        return self._validated(
+            "backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype
+        )
 
     @property
     def names(self) -> list[str]:
@@ -172,5 +175,7 @@ class Trial:
             else:
                 rng = np.random.default_rng(self.options.seed)
                 directions = fd.random_directions(x.shape, self.tol.directions, rng)
-                cache[name] = fd.directional(loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature())
+                cache[name] = fd.directional(
+                    loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature()
+                )
         return cache[name]
