@@ -192,7 +192,9 @@ class ClassSubject:
         if any(not paths.exists(self.layer, p.attr) for p in self.spec.params.values()):
             self._call(self.spec.forward_method, x.copy())  # a lazy layer creates its parameters now
         self._install(inputs)
+        before = x.copy()
         y = self._call(self.spec.forward_method, x)
+        _mirror_writes(x, before, inputs["input"], self.spec.input_layout)
         return self._canonical(y, self.spec.out_layout, self.case.geometry.output_shape, "forward", "output")
 
     def _canonical(self, y: object, layout: str, canonical_shape: tuple, stage: str, what: str) -> np.ndarray:
@@ -221,8 +223,10 @@ class ClassSubject:
             paths.assign(self.layer, spec.optimizer_attr, recorder)
         before = {n: np.array(paths.resolve(self.layer, p.attr), copy=True) for n, p in spec.params.items()}
         live = {n: paths.resolve(self.layer, p.attr) for n, p in spec.params.items()}
+        g_before = g.copy()
         try:
             result = self._call(spec.backward_method, g)
+            _mirror_writes(g, g_before, upstream, spec.out_layout)
             grads = self._read(result, before, live, recorder)
         finally:
             self._restore()
@@ -311,6 +315,16 @@ class ClassSubject:
                 )
             out[name] = ((before[name].astype(np.float64) - after) / lr).astype(self.case.dtype)
         return out
+
+
+def _mirror_writes(user: np.ndarray, before: np.ndarray, canonical: np.ndarray, layout: str) -> None:
+    """The layer got a copy in its own layout; if it wrote into it, write the same change into the
+    caller's canonical array, so no_mutation sees it whatever the layout."""
+    if not np.array_equal(user, before, equal_nan=True) and isinstance(canonical, np.ndarray):
+        try:
+            canonical[...] = layouts.to_canonical(user, layout)
+        except (ValueError, TypeError):
+            pass  # the layer changed the array's shape: no_mutation still sees the values differ
 
 
 def _or_fault(read: Callable[[], np.ndarray]) -> np.ndarray | LayerFault:

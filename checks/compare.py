@@ -46,14 +46,18 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, mask: n
     total = int(keep.sum())
     if total == 0:
         return Comparison(True, 0.0, 0.0, None, 0.0, 0.0, 0, 0)
+    with np.errstate(all="ignore"):
+        return _compare(a, e, keep, total, tol)
+
+
+def _compare(a: np.ndarray, e: np.ndarray, keep: np.ndarray, total: int, tol: Tolerance) -> Comparison:
     scale = float(np.abs(e[keep]).max())
     err = np.abs(a - e)
     bound = tol.atol * scale + tol.rtol * np.abs(e)
     bad = ((err > bound) | ~np.isfinite(a)) & keep
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(keep, np.where(np.isfinite(err), err / np.maximum(bound, np.finfo(float).tiny), np.inf), -1)
-        # relative error only where the expected value is non-zero: elsewhere it is meaningless
-        rel = np.where(keep & (e != 0), err / np.where(e != 0, np.abs(e), 1.0), 0.0)
+    ratio = np.where(keep, np.where(np.isfinite(err), err / np.maximum(bound, np.finfo(float).tiny), np.inf), -1)
+    # relative error only where the expected value is non-zero: elsewhere it is meaningless
+    rel = np.where(keep & (e != 0), err / np.where(e != 0, np.abs(e), 1.0), 0.0)
     flat = int(np.argmax(ratio))
     index = tuple(int(i) for i in np.unravel_index(flat, e.shape)) if e.ndim else ()
     return Comparison(
@@ -74,8 +78,9 @@ def compare_directional(actual: float, expected: float, scale: float, tol: Toler
     The scale is the sum of absolute terms because <grad, u> may cancel to near zero while each
     term's rounding does not.
     """
-    err = abs(actual - expected)
+    with np.errstate(all="ignore"):
+        err = float(abs(np.float64(actual) - np.float64(expected)))
     bound = tol.atol * max(scale, abs(expected)) + tol.rtol * abs(expected)
     ok = bool(np.isfinite(actual)) and err <= bound
-    rel = err / max(abs(expected), np.finfo(float).tiny)
+    rel = err / abs(expected) if expected != 0 else 0.0
     return Comparison(ok, err, rel, None, float(actual), float(expected), 0 if ok else 1, 1)

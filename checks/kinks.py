@@ -26,9 +26,10 @@ class KinkSite(NamedTuple):
     geometry: PoolGeometry | None = None
 
 
-def pool_taps(x: np.ndarray, geometry: PoolGeometry) -> np.ndarray:
-    """taps[n, c, i, j, u, v] = X~[n, c, i*sh + u, j*sw + v], X~ = X padded with -inf."""
-    xp = pad2d(x, geometry.padding, value=-np.inf)
+def pool_taps(x: np.ndarray, geometry: PoolGeometry, fill: float = -np.inf) -> np.ndarray:
+    """taps[n, c, i, j, u, v] = X~[n, c, i*sh + u, j*sw + v], X~ = X padded with ``fill`` (-inf for
+    values, 0 for gradients)."""
+    xp = pad2d(x, geometry.padding, value=fill)
     out_hw = geometry.output_shape[2:]
     kh, kw = geometry.kernel
     taps = np.empty(geometry.output_shape + (kh, kw), dtype=x.dtype)

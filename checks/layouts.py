@@ -69,7 +69,7 @@ def to_user(a: np.ndarray, layout: str) -> np.ndarray:
     """Canonical array -> the user's layout (a contiguous copy, so the user may write into it)."""
     units, forward, _ = _lookup(_ACTIVATIONS, layout, "activation")
     _require_units(a, units, layout)
-    return np.ascontiguousarray(forward(a))
+    return np.array(forward(a), order="C", copy=True)
 
 
 def to_canonical(a: np.ndarray, layout: str) -> np.ndarray:
@@ -82,7 +82,7 @@ def to_canonical(a: np.ndarray, layout: str) -> np.ndarray:
 def weight_to_user(w: np.ndarray, layout: str) -> np.ndarray:
     units, forward, _ = _lookup(_WEIGHTS, layout, "weight")
     _require_units(w, units, layout)
-    return np.ascontiguousarray(forward(w))
+    return np.array(forward(w), order="C", copy=True)
 
 
 def weight_to_canonical(w: np.ndarray, layout: str) -> np.ndarray:

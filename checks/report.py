@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def aggregate(statuses: list[str]) -> str:
@@ -27,7 +28,10 @@ class PropertyReport:
     """property: its name ("grad_weight", ...); status: aggregate over examples; examples: cases
     tried; oracles: oracle -> how many findings it passed; findings: for a failure, the minimal
     failing case's findings (after shrinking), else a few representative ones; replay: how to
-    reproduce the failure (hypothesis blob / seed)."""
+    reproduce the failure (hypothesis blob / seed); details: for a failing gradient, where it is
+    wrong, the minimal case and a reproduction snippet (checks.explain.Details); diagnosis: its
+    pattern summary and the known mistake it matches (checks.diagnose.Diagnosis). Both are set by
+    checks.explain.annotate and documented in docs/report-schema.md."""
 
     property: str
     status: str
@@ -35,6 +39,9 @@ class PropertyReport:
     oracles: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     replay: str | None = None
+    trial: object | None = field(default=None, repr=False, compare=False)  # the minimal failing Trial
+    details: object | None = field(default=None, repr=False, compare=False)
+    diagnosis: object | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +51,8 @@ class PropertyReport:
             "oracles": self.oracles,
             "findings": [f.to_dict() for f in self.findings],
             "replay": self.replay,
+            "details": None if self.details is None else self.details.to_dict(),
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
         }
 
 
@@ -78,7 +87,8 @@ class Report:
         }
 
     def to_json(self, indent: int = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+        """Strict JSON: non-finite numbers (an infinite relative error) are written as null."""
+        return json.dumps(_finite(self.to_dict()), indent=indent, default=_json_default, allow_nan=False)
 
     def render(self) -> str:
         head = f"{self.target} ({self.kind}): {'PASS' if self.passed else 'FAIL'}"
@@ -87,7 +97,9 @@ class Report:
         lines = [head]
         for p in self.properties:
             via = ", ".join(f"{k} {v}" for k, v in sorted(p.oracles.items()))
-            lines.append(f"  {p.status.upper():<12} {p.property:<18} {p.examples:>4} examples" + (f"  ({via})" if via else ""))
+            lines.append(
+                f"  {p.status.upper():<12} {p.property:<18} {p.examples:>4} examples" + (f"  ({via})" if via else "")
+            )
             if p.status == FAIL:
                 failed = [f for f in p.findings if f.failed]
                 for f in failed:
@@ -96,6 +108,8 @@ class Report:
                     lines.append(f"      case: {failed[0].case}")
                 if p.replay:
                     lines.extend(f"      {line}" for line in p.replay.splitlines())
+                if p.details is not None:
+                    lines.extend(f"      {line}" for line in p.details.render_lines(p.diagnosis))
             elif p.status in (SKIP, INCONCLUSIVE) and p.findings:
                 lines.append(f"      {p.findings[0].message}")
         return "\n".join(lines)
@@ -107,3 +121,15 @@ def _json_default(value: object) -> object:
     if isinstance(value, tuple):
         return list(value)
     return str(value)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    return value

@@ -94,7 +94,7 @@ def pool_membership(
         probe_g = np.where(group, g, 0.0)
         dx = np.asarray(backward(probe_g.astype(upstream.dtype)), dtype=np.float64)
         total += dx
-        dx_taps = pool_taps(pad2d(dx, geometry.padding), geometry)
+        dx_taps = pool_taps(dx, geometry, fill=0.0)
         on_max = argmax & group[..., None, None]
         mass = np.where(on_max, dx_taps, 0.0).sum(axis=(-2, -1))
         check = compare(np.where(group, mass, 0.0), probe_g, tol)

@@ -72,5 +72,25 @@ def tolerances_for(dtype: np.dtype | type, overrides: Mapping[str, object] | Non
         unknown = set(overrides) - set(row.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown tolerance fields {sorted(unknown)}; known: {sorted(row.__dataclass_fields__)}")
-        row = replace(row, **overrides)
+        merged = {}
+        for name, value in overrides.items():
+            current = getattr(row, name)
+            if isinstance(current, Tolerance):
+                merged[name] = _merge_tolerance(name, current, value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                merged[name] = type(current)(value)
+            else:
+                raise ValueError(f"tolerance field {name!r} takes a number, got {value!r}")
+        row = replace(row, **merged)
     return row
+
+
+def _merge_tolerance(name: str, current: Tolerance, value: object) -> Tolerance:
+    """A Tolerance, a number (both atol and rtol), or a partial dict {"atol": .., "rtol": ..}."""
+    if isinstance(value, Tolerance):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Tolerance(float(value), float(value))
+    if isinstance(value, Mapping) and set(value) <= {"atol", "rtol"}:
+        return replace(current, **{k: float(v) for k, v in value.items()})
+    raise ValueError(f"tolerance {name!r} takes a Tolerance, a number or a dict with atol/rtol, got {value!r}")

@@ -62,7 +62,7 @@ class Trial:
     def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
         """A fresh forward at the case, then backward(upstream): gradients keyed by input name."""
         self.forward()
-        grads = self.guarded("backward", self.subject.backward, upstream)
+        grads = self.guarded("backward", self.subject.backward, np.array(upstream, copy=True))
         if not isinstance(grads, Mapping):
             raise LayerFault("backward", f"adapter returned {type(grads).__name__}, not a mapping", self.shapes)
         return dict(grads)
