@@ -237,7 +237,7 @@ class ClassSubject:
         if reset is None:
             return
         if reset == "zero":
-            for name, p in self.spec.params.items():
+            for p in self.spec.params.values():
                 if p.grad and paths.exists(self.layer, p.grad):
                     paths.assign(self.layer, p.grad, np.zeros_like(np.asarray(paths.resolve(self.layer, p.grad))))
         else:

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
-from checks import layouts, properties
+from checks import explain, layouts, properties
 from checks import strategies as cs
 from checks.adapters import LayerSpec, Supports
 from checks.guard import Limits
@@ -66,6 +66,7 @@ def geometries(spec: LayerSpec) -> st.SearchStrategy:
             output=s.output,
             square=s.square,
             bias=s.bias,
+            remainder=s.remainder,
         )
     elif spec.kind == "maxpool":
         if s.stride == "kernel":
@@ -79,6 +80,7 @@ def geometries(spec: LayerSpec) -> st.SearchStrategy:
                     padding=s.padding,
                     output=s.output,
                     square=s.square,
+                    remainder=s.remainder,
                 )
             )
         else:
@@ -90,9 +92,8 @@ def geometries(spec: LayerSpec) -> st.SearchStrategy:
                 padding=s.padding,
                 output=s.output,
                 square=s.square,
+                remainder=s.remainder,
             )
-        if not s.remainder:
-            strategy = strategy.map(_pool_without_remainder)
     elif spec.kind == "relu":
         strategy = cs.elementwise_geometries(ndim=s.ndim)
     elif spec.kind == "flatten":
@@ -139,4 +140,6 @@ def check(
     options = Options(oracles=tuple(oracles), limits=limits or Limits(), seed=seed or 0)
     runner = Runner(cases(spec), spec.subject, options, max_examples, seed, progress)
     props = list(only) if only else property_names(spec)
-    return runner.run(props, target=target or spec.name or spec.kind, kind=spec.kind)
+    report = runner.run(props, target=target or spec.name or spec.kind, kind=spec.kind)
+    explain.annotate(report, spec)  # failing gradients: where, pattern, named mistake, reproduction
+    return report

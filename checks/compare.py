@@ -32,9 +32,18 @@ class Comparison:
         )
 
 
-def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, mask: np.ndarray | None = None) -> Comparison:
+def compare(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    tol: Tolerance,
+    *,
+    mask: np.ndarray | None = None,
+    floor: np.ndarray | None = None,
+) -> Comparison:
     """Pass where |a - e| <= atol * max|e| + rtol * |e|; ``mask`` (True = compare) skips untrusted entries.
 
+    ``floor`` adds a per-entry absolute allowance: the known rounding noise of an estimate (finite
+    differences), so an exactly-zero gradient is not failed for the oracle's own rounding.
     Non-finite actual entries always fail. The worst entry is the one with the largest
     error-to-bound ratio, so it is the most clearly wrong one, not merely the largest.
     """
@@ -46,14 +55,17 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, *, mask: n
     total = int(keep.sum())
     if total == 0:
         return Comparison(True, 0.0, 0.0, None, 0.0, 0.0, 0, 0)
+    extra = np.zeros(e.shape) if floor is None else np.broadcast_to(np.asarray(floor, dtype=np.float64), e.shape)
     with np.errstate(all="ignore"):
-        return _compare(a, e, keep, total, tol)
+        return _compare(a, e, keep, total, tol, extra)
 
 
-def _compare(a: np.ndarray, e: np.ndarray, keep: np.ndarray, total: int, tol: Tolerance) -> Comparison:
+def _compare(
+    a: np.ndarray, e: np.ndarray, keep: np.ndarray, total: int, tol: Tolerance, extra: np.ndarray
+) -> Comparison:
     scale = float(np.abs(e[keep]).max())
     err = np.abs(a - e)
-    bound = tol.atol * scale + tol.rtol * np.abs(e)
+    bound = tol.atol * scale + tol.rtol * np.abs(e) + extra
     bad = ((err > bound) | ~np.isfinite(a)) & keep
     ratio = np.where(keep, np.where(np.isfinite(err), err / np.maximum(bound, np.finfo(float).tiny), np.inf), -1)
     # relative error only where the expected value is non-zero: elsewhere it is meaningless

@@ -133,7 +133,7 @@ class FunctionPairLayer:
         self.kind, self._forward, self._backward, self.geometry = kind, forward, backward, geometry
         shapes = geometry.param_shapes
         self.w = np.zeros(shapes["weight"]) if "weight" in shapes else None
-        self.b = np.zeros(shapes["weight"][0 if kind == "conv" else 1])
+        self.b = np.zeros(shapes["bias"]) if "bias" in shapes else None
         self.cache = None
 
     def _extra(self) -> tuple:
@@ -170,10 +170,10 @@ _PAIR_NAMES = {
     "dense": ("affine_forward", "affine_backward"),
 }
 _PAIR_SUPPORTS = {
-    "conv": Supports(square=True, dilation=1, stride=(1, 2), padding=(0, 1)),
+    "conv": Supports(square=True, dilation=1, stride=(1, 2), padding=(0, 1), bias=True),
     "maxpool": Supports(padding=0, stride=(1, 2), square=True),
     "relu": Supports(),
-    "dense": Supports(),
+    "dense": Supports(bias=True),
 }
 
 

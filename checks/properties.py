@@ -79,7 +79,7 @@ def _fd_findings(t: Trial, prop: str, name: str, actual: np.ndarray) -> Finding:
     if isinstance(estimate, FDGradient):
         if not estimate.trusted.any():
             return Finding(prop, INCONCLUSIVE, "every finite-difference step crosses a kink", "fd", t.case.describe())
-        c = compare(actual, estimate.value, t.tol.fd, mask=estimate.trusted)
+        c = compare(actual, estimate.value, t.tol.fd, mask=estimate.trusted, floor=estimate.noise)
         skipped = int(estimate.value.size - estimate.trusted.sum())
         note = f" ({skipped} entries within a step of a kink not judged)" if skipped else ""
         return _finding(t, prop, c.ok, c.summary() + note, "fd", c)
@@ -142,7 +142,7 @@ def oracle_agreement(t: Trial) -> list[Finding]:
             exact = t.torch.grads[name]
             estimate = t.fd(name)
             if isinstance(estimate, FDGradient):
-                c = compare(exact, estimate.value, t.tol.fd, mask=estimate.trusted)
+                c = compare(exact, estimate.value, t.tol.fd, mask=estimate.trusted, floor=estimate.noise)
                 findings.append(_finding(t, "oracle_agreement", c.ok, f"{name}: {c.summary()}", "fd+torch", c))
             else:
                 findings.append(_directional(t, "oracle_agreement", exact, estimate))

@@ -17,7 +17,7 @@ from checks.compare import Comparison, compare
 from checks.geometry import PoolGeometry
 from checks.kinks import pool_argmax_sets, pool_taps
 from checks.tolerances import Tolerance
-from cnn.ops import _tap, pad2d
+from cnn.ops import _tap
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,8 @@ def pool_membership(
     if not full.ok:
         return Membership(
             False,
-            "the full backward differs from the sum of its per-window parts: overlapping windows must add up (+=), not overwrite",
+            "the full backward differs from the sum of its per-window parts: "
+            "overlapping windows must add up (+=), not overwrite",
             full,
         )
     return Membership(True, "every window routes its gradient to its maximum position(s)", full)

@@ -171,7 +171,9 @@ class Trial:
             x = self.pristine.inputs[name]
             loss = self.fd_loss()
             if x.size <= self.tol.max_elementwise:
-                cache[name] = fd.elementwise(loss, self.pristine.inputs, name, self.tol.eps, self._signature())
+                cache[name] = fd.elementwise(
+                    loss, self.pristine.inputs, name, self.tol.eps, self._signature(), self.case.dtype
+                )
             else:
                 rng = np.random.default_rng(self.options.seed)
                 directions = fd.random_directions(x.shape, self.tol.directions, rng)

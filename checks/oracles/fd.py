@@ -25,10 +25,25 @@ Signature = Callable[[Arrays], list[np.ndarray]]
 
 @dataclass(frozen=True)
 class FDGradient:
-    """Element-wise estimate of dL/d(name); ``trusted`` is False where a step crossed a kink."""
+    """Element-wise estimate of dL/d(name); ``trusted`` is False where a step crossed a kink;
+    ``noise`` bounds each estimate's rounding error (see ``rounding_noise``)."""
 
     value: np.ndarray
     trusted: np.ndarray
+    noise: np.ndarray | None = None
+
+
+# Each L evaluation sums many products; its rounding error is a few ulps of the largest partial
+# sum, which max(|L+|, |L-|) underestimates when terms cancel. The factor covers both evaluations
+# and that cancellation, and stays far below any real gradient error at the tolerances used.
+NOISE_ULPS = 64.0
+FLOAT64 = np.dtype(np.float64)
+
+
+def rounding_noise(magnitude: float, h: float | np.ndarray, dtype: np.dtype = FLOAT64) -> np.ndarray:
+    """|error| of (L+ - L-) / 2h from rounding alone: about NOISE_ULPS * u * magnitude / h, where u is
+    the unit roundoff of the dtype the layer computes in and magnitude ~ max |L|."""
+    return np.asarray(NOISE_ULPS * np.finfo(dtype).eps * magnitude / (2 * np.asarray(h)))
 
 
 @dataclass(frozen=True)
@@ -60,14 +75,22 @@ def _stable(signature: Signature | None, base: list[np.ndarray] | None, *points:
     return all(same_signature(base, signature(p)) for p in points)
 
 
-def elementwise(loss: Loss, inputs: Arrays, name: str, eps: float, signature: Signature | None = None) -> FDGradient:
+def elementwise(
+    loss: Loss,
+    inputs: Arrays,
+    name: str,
+    eps: float,
+    signature: Signature | None = None,
+    compute_dtype: np.dtype = FLOAT64,
+) -> FDGradient:
     """dL/d(inputs[name]) entry by entry; 2 loss evaluations per entry."""
     point = promote(inputs)
     x = point[name]
     base = signature(point) if signature is not None else None
     grad = np.zeros(x.shape, dtype=np.float64)
     trusted = np.ones(x.shape, dtype=bool)
-    flat, gflat, tflat = x.reshape(-1), grad.reshape(-1), trusted.reshape(-1)
+    noise = np.zeros(x.shape, dtype=np.float64)
+    flat, gflat, tflat, nflat = x.reshape(-1), grad.reshape(-1), trusted.reshape(-1), noise.reshape(-1)
     for i in range(flat.size):
         original = flat[i]
         h = eps * max(1.0, abs(original))
@@ -77,8 +100,9 @@ def elementwise(loss: Loss, inputs: Arrays, name: str, eps: float, signature: Si
         minus, minus_point = loss(point), _snapshot(point, name, signature)
         flat[i] = original
         gflat[i] = (plus - minus) / (2 * h)
+        nflat[i] = rounding_noise(max(abs(plus), abs(minus)), h, compute_dtype)
         tflat[i] = _stable(signature, base, *(p for p in (plus_point, minus_point) if p is not None))
-    return FDGradient(grad, trusted)
+    return FDGradient(grad, trusted, noise)
 
 
 def _snapshot(point: dict[str, np.ndarray], name: str, signature: Signature | None) -> Arrays | None:

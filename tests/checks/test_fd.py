@@ -194,3 +194,21 @@ def test_a_directional_step_across_a_kink_gives_no_estimate():
     estimate = fd.directional(relu_loss(g), {"x": x}, "x", [far, near], EPS, relu_signature)
     assert estimate.projections[0] == pytest.approx(1.0)
     assert estimate.projections[1] is None
+
+
+def test_the_rounding_noise_bound_covers_an_exactly_zero_gradient_but_not_a_real_error():
+    from checks.compare import compare
+    from checks.tolerances import TOLERANCES
+
+    # L = sum(x) * 0 + large constant-ish terms: dL/dx is exactly 0, the estimate is pure rounding.
+    big = np.linspace(1e3, 2e3, 50)
+
+    def loss(inputs):
+        return float(np.sum(big * inputs["w"]) + 0.0 * inputs["b"].sum())
+
+    inputs = {"w": np.linspace(-1.0, 1.0, 50), "b": np.array([0.3, -0.7])}
+    tol = TOLERANCES[np.dtype(np.float64)]
+    estimate = fd.elementwise(loss, inputs, "b", tol.eps)
+    assert np.all(estimate.noise > 0) and np.all(estimate.noise < 1e-6)
+    assert compare(np.zeros(2), estimate.value, tol.fd, floor=estimate.noise).ok
+    assert not compare(np.array([0.0, 1e-4]), estimate.value, tol.fd, floor=estimate.noise).ok
