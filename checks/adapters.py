@@ -50,8 +50,9 @@ class Supports:
     channels: input channels (conv, pool); filters: conv output channels; stride "kernel": pools
     whose stride always equals their window; square: square inputs, kernels, strides, paddings;
     remainder: False for layers that need the stride to divide the input exactly; bias: None draws
-    with and without, else fixed; features / out_features: dense in and out sizes; ndim: ReLU input
-    rank; dtypes: the float dtypes the layer accepts."""
+    with and without, else fixed; features / out_features: dense in and out sizes (features: each
+    feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
+    ReLU input rank; dtypes: the float dtypes the layer accepts."""
 
     batch: Bound = (1, 3)
     channels: Bound = (1, 3)
@@ -65,6 +66,7 @@ class Supports:
     remainder: bool = True
     bias: bool | None = None
     features: Bound = (1, 6)
+    features_ndim: Bound = (1, 3)
     out_features: Bound = (1, 5)
     ndim: Bound = (2, 4)
     dtypes: tuple[str, ...] = ("float64",)

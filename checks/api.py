@@ -102,7 +102,7 @@ def geometries(spec: LayerSpec) -> st.SearchStrategy:
         one_vector = spec.input_layout == "D"
         strategy = cs.dense_geometries(
             batch=s.batch,
-            features_ndim=1 if one_vector else (1, 3),
+            features_ndim=1 if one_vector else s.features_ndim,
             side=s.features if one_vector else (1, 4),
             out_features=s.out_features,
             bias=s.bias,
