@@ -3,6 +3,8 @@
 cnn-gradcheck check TARGET [--kind K] [--preset P] [--seed N] [--max-examples N | --profile dev|ci|thorough]
                            [--json FILE] [--oracles torch,fd] [--timeout S] [--quiet]
 cnn-gradcheck selftest [MANIFEST] [--max-examples N] [--seed N] [--json FILE] [-k SUBSTRING] [--allow-missing]
+cnn-gradcheck grade SUBMISSIONS_DIR --kind K | --layer KIND=Class ... --out DIR [--jobs N] (see checks.grade)
+cnn-gradcheck check ... --isolate [--wall-timeout S] [--memory MB]   (the check in its own subprocess)
 
 Exit status: 0 every property passed (selftest: every example got its expected verdict); 1 a property
 failed (selftest: a mismatch or a skipped example); 2 the target, the manifest or the command line
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from checks import grade, isolate  # stdlib only at import, like targets
 from checks.targets import KINDS, PRESETS  # stdlib only at import: --help stays fast
 
 PROG = "cnn-gradcheck"
@@ -120,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--timeout", type=_seconds, metavar="S", help="seconds per call into the layer (default 10)")
     check.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    isolate.add_arguments(check)  # --isolate, --wall-timeout, --memory: the check in its own subprocess
     check.set_defaults(run=run_check)
 
     selftest = sub.add_parser(
@@ -170,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     selftest.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     selftest.set_defaults(run=run_selftest)
+
+    grading = sub.add_parser(
+        "grade",
+        help="grade a folder of submissions, each check isolated",
+        description="Check every submission's layers (one folder or .py file per student), each in its own "
+        "subprocess with a time and memory limit, in parallel; write summary.csv/json and a report each.",
+    )
+    grade.build_parser(grading)
     return parser
 
 
@@ -216,6 +228,8 @@ def _write_json(destination: str, text: str) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    if getattr(args, "isolate", False):
+        return isolate.check_isolated_main(args)
     from checks import targets
 
     max_examples = args.max_examples or PROFILES[args.profile]
