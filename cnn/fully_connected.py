@@ -51,7 +51,8 @@ def dense_grad_input(grad_out: np.ndarray, weight: np.ndarray, input_shape: tupl
     features = int(np.prod(input_shape[1:], dtype=np.int64))
     if features != weight.shape[0]:
         raise ValueError(
-            f"input_shape {tuple(input_shape)} has {features} features but weight {weight.shape} expects {weight.shape[0]}"
+            f"input_shape {tuple(input_shape)} has {features} features "
+            f"but weight {weight.shape} expects {weight.shape[0]}"
         )
     return (grad_out @ weight.T).reshape(input_shape)
 
