@@ -51,9 +51,48 @@ def _layout_units(spec: LayerSpec) -> Supports:
     return s
 
 
+def _at_least(bound: object, low: int) -> object:
+    """The bound narrowed to values >= low where it allows any (else unchanged)."""
+    if isinstance(bound, int) or not isinstance(bound, tuple):
+        return bound
+    lo, hi = bound
+    return (min(max(lo, low), hi), hi)
+
+
+def _lowest(bound: object) -> object:
+    return bound if not isinstance(bound, tuple) else bound[0]
+
+
+def _highest(bound: object) -> object:
+    return bound if not isinstance(bound, tuple) else bound[1]
+
+
+def _regime(s: Supports, kind: str) -> Supports:
+    """The corner of the supports where the classic bugs show: more than one output position, kernels
+    bigger than 1, overlapping pools (smallest stride), strided and padded convs, batches > 1."""
+    narrowed = replace(s, output=_at_least(s.output, 2), kernel=_at_least(s.kernel, 2), batch=_at_least(s.batch, 2))
+    if kind == "maxpool" and s.stride != "kernel":
+        narrowed = replace(narrowed, stride=_lowest(s.stride))
+    if kind == "conv":
+        narrowed = replace(narrowed, stride=_highest(s.stride), padding=_at_least(s.padding, 1))
+    if kind == "dense":
+        narrowed = replace(narrowed, out_features=_at_least(s.out_features, 2))
+    return narrowed
+
+
 def geometries(spec: LayerSpec) -> st.SearchStrategy:
-    """Geometries inside what the spec supports (and its layouts allow)."""
+    """Geometries inside what the spec supports (and its layouts allow): half of the draws from the
+    corner where the classic bugs show (see _regime), so a small budget still reaches it."""
     s = _layout_units(spec)
+    general = _geometries(spec, s)
+    try:
+        corner = _geometries(spec, _regime(s, spec.kind))
+    except ValueError:  # the supports leave no such corner (e.g. padding cannot fit a 1x1 kernel)
+        return general
+    return st.one_of(corner, general)
+
+
+def _geometries(spec: LayerSpec, s: Supports) -> st.SearchStrategy:
     if spec.kind == "conv":
         strategy = cs.conv_geometries(
             batch=s.batch,

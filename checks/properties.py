@@ -161,7 +161,12 @@ def linearity(t: Trial) -> list[Finding]:
         separate_g, separate_h = t.grads, t.backward(h)
     except LayerFault as fault:
         return _fault(t, "linearity", fault)
-    names = [n for n in t.names if all(t.usable(grads, n) for grads in (combined, separate_g, separate_h))]
+    # Non-finite gradients are grad_<name>'s failure; comparing NaN with NaN here would only repeat it.
+    names = [
+        n
+        for n in t.names
+        if all(t.usable(grads, n) and np.isfinite(grads[n]).all() for grads in (combined, separate_g, separate_h))
+    ]
     if not names:
         return [Finding("linearity", SKIP, "the layer returned no gradient to test", None, t.case.describe())]
     for name in names:
@@ -194,11 +199,13 @@ def determinism(t: Trial) -> list[Finding]:
         g2 = t.backward(t.pristine.upstream)
     except LayerFault as fault:
         return _fault(t, "determinism", fault)
-    if not np.array_equal(z1, z2):
+    if not np.array_equal(z1, z2, equal_nan=True):
         return [_finding(t, "determinism", False, "forward gave different outputs for the same input", "structure")]
     for name in sorted(set(g1) | set(g2)):
         a, b = g1.get(name), g2.get(name)
-        if t.usable(g1, name) != t.usable(g2, name) or (t.usable(g1, name) and not np.array_equal(a, b)):
+        if t.usable(g1, name) != t.usable(g2, name) or (
+            t.usable(g1, name) and not np.array_equal(a, b, equal_nan=True)
+        ):
             return [
                 _finding(
                     t,

@@ -20,7 +20,7 @@ from hypothesis.errors import HypothesisException
 
 from checks import properties
 from checks.case import Case
-from checks.findings import FAIL, Finding
+from checks.findings import FAIL, INCONCLUSIVE, Finding
 from checks.report import PropertyReport, Report, aggregate
 from checks.subject import SubjectFactory
 from checks.trial import Options, Trial
@@ -90,9 +90,10 @@ class Runner:
     def explore(self, prop: str) -> PropertyReport:
         """Run one property over up to ``max_examples`` cases; shrink a failure to a minimal case."""
         if self.fatal is not None:
-            return PropertyReport(
-                prop, FAIL, 0, {}, self.fatal, "not explored: the layer hung or ran out of memory earlier"
-            )
+            # The property that met the hang or the memory blow-up failed; this one was never tried.
+            cause = next((f.message for f in self.fatal if f.failed), "")
+            note = Finding(prop, INCONCLUSIVE, f"not explored: an earlier property stopped the check ({cause})")
+            return PropertyReport(prop, INCONCLUSIVE, 0, {}, [note], None)
         check = properties.get(prop)
         statuses: list[str] = []
         oracles: Counter[str] = Counter()
