@@ -47,6 +47,7 @@ class Settings:
     only: str | None = None
     settle: float = 0.3
     warmup_s: float = 0.3
+    stat: str = "median"
 
     def wants(self, case: str) -> bool:
         return self.only is None or self.only.lower() in case.lower()
@@ -92,7 +93,8 @@ def benchmark(fn: Benchmark) -> Benchmark:
 
 
 def time_block(step: Callable[[], Any], settings: Settings) -> tuple[float, Any]:
-    """Median wall time in ms of ``step()`` over settings.repeat runs, after a pause and a warm-up.
+    """Median (or, with settings.stat "min", shortest) wall time in ms of ``step()`` over
+    settings.repeat runs, after a pause and a warm-up.
 
     The pause (settings.settle seconds) lets the other library's idle threads stop spinning. The
     warm-up is settings.warmup runs and, for fast steps, more runs until settings.warmup_s seconds
@@ -105,7 +107,7 @@ def time_block(step: Callable[[], Any], settings: Settings) -> tuple[float, Any]
     result = None
     start = time.perf_counter()
     runs = 0
-    while runs < settings.warmup or (runs < 200 and settings.warmup and time.perf_counter() - start < settings.warmup_s):
+    while runs < settings.warmup or (0 < runs < 200 and time.perf_counter() - start < settings.warmup_s):
         result = step()
         runs += 1
     times = []
@@ -113,7 +115,7 @@ def time_block(step: Callable[[], Any], settings: Settings) -> tuple[float, Any]
         t0 = time.perf_counter()
         result = step()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), result
+    return (min(times) if settings.stat == "min" else statistics.median(times)), result
 
 
 def same_results(ours: Sequence[Any], theirs: Sequence[Any]) -> bool:
@@ -209,9 +211,7 @@ def bench_conv(settings: Settings) -> list[Row]:
             ours_ms, ours_out = time_block(ours, settings)
             torch_ms, torch_out = time_block(theirs, settings)
             target = case.target64 if dtype == np.float64 else CONV_TARGET32
-            rows.append(
-                Row(label, np.dtype(dtype).name, ours_ms, torch_ms, target, same_results(ours_out, torch_out))
-            )
+            rows.append(Row(label, np.dtype(dtype).name, ours_ms, torch_ms, target, same_results(ours_out, torch_out)))
     return rows
 
 
@@ -258,7 +258,7 @@ def bench_max_pool(settings: Settings) -> list[Row]:
 
 
 def print_table(rows: Sequence[Row], out=sys.stdout) -> None:
-    header = ("case", "dtype", "ours ms", "torch ms", "ours/torch", "target", "met")
+    header = ("case", "dtype", "ours ms", "torch ms", "ours/torch", "target", "met")  # ms: the chosen statistic
     lines = [header]
     for r in rows:
         lines.append(
@@ -355,12 +355,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=cores, help=f"threads for both libraries (default {cores})")
     parser.add_argument("--only", default=None, help="run only cases whose name contains this text")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stat",
+        choices=("median", "min"),
+        default="median",
+        help="statistic of the timed runs (min is steadier on a machine other processes are using)",
+    )
     args = parser.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 10)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     if repeat < 1 or warmup < 0 or args.threads < 1:
         parser.error("--repeat and --threads must be >= 1, --warmup >= 0")
-    settings = Settings(repeat=repeat, warmup=warmup, threads=args.threads, seed=args.seed, only=args.only)
+    settings = Settings(
+        repeat=repeat, warmup=warmup, threads=args.threads, seed=args.seed, only=args.only, stat=args.stat
+    )
 
     env_notes = _pin_environment(settings.threads)
     header = [f"threads: {settings.threads} for numpy's BLAS and torch (machine cores: {cores})"]
@@ -370,9 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(settings.threads)
     header.append(f"torch {torch.__version__}: {torch.get_num_threads()} threads")
     header.append(
-        f"median of {settings.repeat} runs after >= {settings.warmup} warm-up run(s) lasting >= {settings.warmup_s:g} s"
-        f" and a {settings.settle:g} s pause; each library timed in its own block"
+        f"{settings.stat} of {settings.repeat} runs after >= {settings.warmup} warm-up run(s) lasting"
+        f" >= {settings.warmup_s:g} s and a {settings.settle:g} s pause; each library timed in its own block"
     )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    busy = " (other processes are using the cores: timings are inflated and noisy)" if load > 1.5 else ""
+    header.append(f"load average (1 min) before the run: {load:.2f}{busy}")
     for line in header:
         print("# " + line)
     print(flush=True)
@@ -383,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(rows)
     wrong = [r for r in rows if r.correct is False]
     missed = [r for r in rows if r.met == "no"]
-    print(f"\n{len(rows)} cases, {len(rows) - len(missed) - len(wrong)} met or report-only, {len(missed)} missed target")
+    met = len(rows) - len(missed) - len(wrong)
+    print(f"\n{len(rows)} cases: {met} met or report-only, {len(missed)} missed the target, {len(wrong)} wrong")
     if wrong:
         print(f"WRONG results (ours differ from torch): {', '.join(r.case + ' ' + r.dtype for r in wrong)}")
         return 1

@@ -95,10 +95,11 @@ def conv2d_grad_weight(
     n, f, ho, wo = grad_out.shape
     expected = conv2d_output_shape(x.shape, (f, x.shape[1], kh, kw), s, p, d)
     require_shape(grad_out, expected, "grad_out")
-    xt = pad2d(x, p).transpose(1, 0, 2, 3)
+    # Crop X~ to the rows the windows reach, so the correlation yields exactly kh x kw positions.
+    reach = ((kh - 1) * d[0] + (ho - 1) * s[0] + 1, (kw - 1) * d[1] + (wo - 1) * s[1] + 1)
+    xt = pad2d(x, p)[:, :, : reach[0], : reach[1]].transpose(1, 0, 2, 3)
     gt = grad_out.transpose(1, 0, 2, 3)
-    full = corr2d(xt, gt, stride=d, dilation=s)
-    return np.ascontiguousarray(full[:, :, :kh, :kw].transpose(1, 0, 2, 3))
+    return np.ascontiguousarray(corr2d(xt, gt, stride=d, dilation=s).transpose(1, 0, 2, 3))
 
 
 def conv2d_grad_input(

@@ -51,16 +51,58 @@ def max_pool2d(
     require_array(x, "input", 4)
     out_shape = max_pool2d_output_shape(x.shape, k, s, p)
     xp = pad2d(x, p, value=-np.inf)
-    best = np.full(out_shape, -np.inf, dtype=x.dtype)
-    argmax = np.zeros(out_shape, dtype=np.int64)
-    for u in range(k[0]):
-        for v in range(k[1]):
-            candidate = _tap(xp, (u, v), out_shape[2:], s)
-            # Strict '>' keeps the first maximum, so ties resolve to the earliest tap.
-            better = candidate > best
-            np.copyto(best, candidate, where=better)
-            argmax[better] = u * k[1] + v
+    taps = [(u, v) for u in range(k[0]) for v in range(k[1])]
+    # Each tap is first copied into a contiguous buffer (one strided pass); everything after it
+    # runs on contiguous arrays with plain arithmetic (masked copies and np.where are several
+    # times slower than these). Running maximum: best starts at tap 0 with NaN turned into -inf,
+    # and fmax keeps it NaN-free, so a NaN never wins. A tap wins where it is strictly greater,
+    # so ties keep the earliest tap; as taps come in increasing order, the winner's index is
+    # max(argmax, index * better).
+    candidate = np.empty(out_shape, dtype=x.dtype)
+    np.copyto(candidate, _tap(xp, taps[0], out_shape[2:], s))
+    best = np.fmax(candidate, -np.inf)
+    index_type = np.min_scalar_type(len(taps) - 1)
+    winner = np.zeros(out_shape, dtype=index_type)
+    better = np.empty(out_shape, dtype=bool)
+    scaled = np.empty(out_shape, dtype=index_type)
+    for index, (u, v) in enumerate(taps[1:], start=1):
+        np.copyto(candidate, _tap(xp, (u, v), out_shape[2:], s))
+        np.greater(candidate, best, out=better)
+        np.fmax(best, candidate, out=best)
+        np.multiply(better, index_type.type(index), out=scaled)
+        np.maximum(winner, scaled, out=winner)
+    argmax = winner.astype(np.int64)
+    if np.isnan(x).any() or (p != (0, 0) and np.isneginf(best).any()):
+        _rare_windows(xp, best, argmax, taps, out_shape, s, p, x.shape[2:])
     return best, argmax
+
+
+def _rare_windows(xp, best, argmax, taps, out_shape, stride, padding, hw) -> None:
+    """Windows the running maximum gets wrong, fixed in place (rare: only when they occur).
+
+    - A NaN propagates as in PyTorch: the window's maximum is NaN, its argmax the first NaN tap.
+    - A window whose real inputs are all -inf ties with the -inf padding: its argmax must be the
+      first REAL tap, so the gradient reaches an input instead of vanishing into the padding.
+    """
+    rows = np.arange(out_shape[2])[:, None] * stride[0]
+    cols = np.arange(out_shape[3])[None, :] * stride[1]
+    nan_done = np.zeros(out_shape, dtype=bool)
+    inf_todo = np.isneginf(best)
+    for index, (u, v) in enumerate(taps):
+        candidate = _tap(xp, (u, v), out_shape[2:], stride)
+        is_nan = np.isnan(candidate) & ~nan_done
+        best[is_nan] = np.nan
+        argmax[is_nan] = index
+        nan_done |= is_nan
+        real = (
+            (rows + u >= padding[0])
+            & (rows + u < padding[0] + hw[0])
+            & (cols + v >= padding[1])
+            & (cols + v < padding[1] + hw[1])
+        )
+        pick = inf_todo & real & ~nan_done
+        argmax[pick] = index
+        inf_todo &= ~pick
 
 
 def max_pool2d_backward(
@@ -81,9 +123,33 @@ def max_pool2d_backward(
     expected = max_pool2d_output_shape((n, c, h, w), k, s, p)
     require_shape(grad_out, expected, "grad_out")
     require_shape(argmax, expected, "argmax")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= k[0] * k[1]):
+        raise ValueError(
+            f"argmax entries must lie in [0, {k[0] * k[1]}) for kernel {k}, got [{argmax.min()}, {argmax.max()}]"
+        )
     dxp = np.zeros((n, c, h + 2 * p[0], w + 2 * p[1]), dtype=grad_out.dtype)
+    # The windows of one tap never overlap, so each tap's share, G where argmax picked it and +0
+    # elsewhere, goes into the tap's strided view of dX~ in one pass: a plain copy when windows of
+    # different taps do not overlap either (stride >= kernel), an add otherwise. The share is
+    # built with contiguous integer ops on G's bits (bits AND all-ones-or-zero), which is exact
+    # for every G, inf and NaN included, and several times faster than np.where.
+    disjoint = s[0] >= k[0] and s[1] >= k[1]
+    bits = np.dtype(f"u{grad_out.dtype.itemsize}")
+    g_bits = np.ascontiguousarray(grad_out).view(bits)
+    ones = bits.type(np.iinfo(bits).max)
+    picked = np.empty(expected, dtype=bool)
+    mask = np.empty(expected, dtype=bits)
+    share = np.empty(expected, dtype=grad_out.dtype)
     for u in range(k[0]):
         for v in range(k[1]):
-            routed = np.where(argmax == u * k[1] + v, grad_out, 0)
-            _tap(dxp, (u, v), expected[2:], s)[...] += routed
+            np.equal(argmax, u * k[1] + v, out=picked)
+            np.multiply(picked, ones, out=mask)
+            np.bitwise_and(g_bits, mask, out=share.view(bits))
+            view = _tap(dxp, (u, v), expected[2:], s)
+            if disjoint:  # dX~ is 0 there: 0 + share, which also turns a -0 into +0
+                np.add(share, 0.0, out=view)
+            else:
+                np.add(view, share, out=view)
+    if p == (0, 0):
+        return dxp
     return dxp[:, :, p[0] : p[0] + h, p[1] : p[1] + w].copy()

@@ -13,7 +13,7 @@ from hypothesis import given, reproduce_failure, settings
 
 from checks import strategies as cs
 from checks.case import Case
-from checks.findings import FAIL, PASS
+from checks.findings import FAIL, INCONCLUSIVE, PASS
 from checks.geometry import DenseGeometry
 from checks.guard import Limits
 from checks.mistakes import mistaken
@@ -153,10 +153,12 @@ def test_a_hanging_layer_stops_the_run_and_leaves_the_rest_unexplored():
     first, *rest = report.properties
     assert first.status == FAIL and first.examples == 1
     assert "did not return within 0.2 s" in first.findings[0].message
-    for p in rest:
-        assert p.status == FAIL and p.examples == 0
-        assert p.replay == "not explored: the layer hung or ran out of memory earlier"
-    assert report.failed_properties == ["forward", "grad_input", "determinism"]
+    for p in rest:  # never tried: inconclusive, naming the cause, not failures of their own
+        assert p.status == INCONCLUSIVE and p.examples == 0
+        assert p.findings[0].message.startswith("not explored: an earlier property stopped the check")
+        assert "did not return within 0.2 s" in p.findings[0].message
+    assert report.failed_properties == ["forward"]
+    assert not report.passed
 
 
 def test_a_layer_answering_differently_on_a_replay_is_reported_as_not_reproducible():

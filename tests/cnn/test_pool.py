@@ -236,11 +236,6 @@ def test_arguments_are_not_modified(pool_case, rng):
     np.testing.assert_array_equal(argmax, a0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG cnn/pool.py max_pool2d: a window whose real inputs are all -inf keeps argmax 0, which can be a "
-    "padding tap, so max_pool2d_backward drops that window's gradient; torch routes it to the first real input",
-)
 def test_window_of_minus_inf_routes_gradient_to_a_real_input(oracle):
     x = np.full((1, 1, 3, 3), -np.inf)
     x[0, 0, 2, 2] = 1.0
@@ -252,11 +247,6 @@ def test_window_of_minus_inf_routes_gradient_to_a_real_input(oracle):
     np.testing.assert_array_equal(dx, ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG cnn/pool.py max_pool2d: NaN never compares '>' so it is skipped: max over [1, nan, 0, 2] is 2, "
-    "not nan as in torch and np.max, which hides a NaN in the activations",
-)
 def test_nan_propagates_like_torch(oracle):
     x = np.array([[[[1.0, np.nan], [0.0, 2.0]]]])
     y, _ = max_pool2d(x, 2)

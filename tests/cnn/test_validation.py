@@ -269,7 +269,6 @@ CASES = [
         lambda: max_pool2d_backward(GP, np.full((2, 3, 2, 2), 4), X.shape, 2),
         r"argmax.*\[0, 4\)",
         id="pool_backward-argmax-out-of-range",
-        marks=BUG("pool.py max_pool2d_backward: argmax entries outside [0, kh*kw) are accepted and their G dropped"),
     ),
     # ---------------------------------------------------------------- relu / relu_backward
     pytest.param(lambda: relu(X.astype(np.int64)), r"input must be float32 or float64, got dtype int64", id="relu-int"),
