@@ -253,6 +253,62 @@ def bench_max_pool(settings: Settings) -> list[Row]:
     return rows
 
 
+ORACLE_X, ORACLE_W = (8, 16, 32, 32), (16, 16, 3, 3)
+ORACLE_TARGET_MS = 50.0
+ELEMENTWISE_FD_SHAPE = (1, 4, 10, 10), (4, 4, 3, 3)  # ~1e3 entries: what element-wise FD is used for
+
+
+@benchmark
+def bench_oracles(settings: Settings) -> list[Row]:
+    """The checker's cost on one big conv case: torch-oracle gradients (element-wise, every entry)
+    plus 3 directional finite-difference probes (one per gradient) of our conv (x (8,16,32,32), w
+    (16,16,3,3): ~1.3e5 parameters); and, for scale, the element-wise FD of a ~1e3-entry conv."""
+    import numpy as np
+
+    import cnn
+    from checks.geometry import ConvGeometry
+    from checks.oracles import fd, torch_oracle
+
+    label = f"oracles: torch + 3 FD probes, x {ORACLE_X} w {ORACLE_W}"
+    rows = []
+    if settings.wants(label):
+        rng = np.random.default_rng(settings.seed)
+        g = ConvGeometry(8, 16, 32, 32, 16, (3, 3), (1, 1), (1, 1))
+        inputs = {"input": rng.standard_normal(ORACLE_X), "weight": rng.standard_normal(ORACLE_W)}
+        inputs["bias"] = rng.standard_normal(16)
+        up = rng.standard_normal(g.output_shape)
+
+        def forward(a):
+            return cnn.conv2d(a["input"], a["weight"], a["bias"], 1, 1)
+
+        loss = fd.scalar_loss(forward, up)
+        # 3 probes in all: one random signed direction per gradient (input, weight, bias)
+        directions = {k: fd.random_directions(v.shape, 1, rng) for k, v in inputs.items()}
+
+        def step():
+            result = torch_oracle.gradients("conv", g, inputs, up)
+            probes = [fd.directional(loss, inputs, k, directions[k], 1e-4) for k in inputs]
+            return result, probes
+
+        ms, (result, probes) = time_block(step, settings)
+        agree = all(
+            abs(float(np.sum(result.grads[k] * u)) - p) <= 1e-6 * float(np.sum(np.abs(result.grads[k] * u)))
+            for k, probe in zip(inputs, probes, strict=True)
+            for u, p in zip(probe.directions, probe.projections, strict=True)
+        )
+        rows.append(Row(label, "float64", ms, ORACLE_TARGET_MS, 1.0, agree, note="torch column: the 50 ms budget"))
+    label = f"oracles: element-wise FD, x {ELEMENTWISE_FD_SHAPE[0]} w {ELEMENTWISE_FD_SHAPE[1]}"
+    if settings.wants(label):
+        rng = np.random.default_rng(settings.seed)
+        xs, ws = ELEMENTWISE_FD_SHAPE
+        inputs = {"input": rng.standard_normal(xs), "weight": rng.standard_normal(ws)}
+        up = rng.standard_normal((1, 4, 8, 8))
+        loss = fd.scalar_loss(lambda a: cnn.conv2d(a["input"], a["weight"]), up)
+        ms, _ = time_block(lambda: [fd.elementwise(loss, inputs, k, 1e-4) for k in inputs], settings)
+        rows.append(Row(label, "float64", ms, None, None, None, note="report only"))
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------
 # Output
 
