@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from checks import grade, isolate  # stdlib only at import, like targets
+from checks import argtypes, grade, isolate  # stdlib only at import, like targets
 from checks.targets import KINDS, PRESETS  # stdlib only at import: --help stays fast
 
 PROG = "cnn-gradcheck"
@@ -47,34 +47,7 @@ class UsageProblem(Exception):
 # -- argument types -------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
-    return value
+_positive_int, _seed, _seconds = argtypes.positive_int, argtypes.seed, argtypes.seconds
 
 
 def _oracles(text: str) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from checks import argtypes
 from checks.targets import KINDS, PRESETS
 
 GROUP = "cnn-gradcheck"
@@ -51,28 +52,7 @@ KEYS = {
 }
 
 
-def _seed(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+_seed, _positive = argtypes.seed, argtypes.positive_int
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
