@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--timeout", type=_seconds, metavar="S", help="seconds per call into the layer (default 10)")
     check.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    check.add_argument("--plot", metavar="DIR", help="write a heatmap PNG per failing gradient into DIR (matplotlib)")
     isolate.add_arguments(check)  # --isolate, --wall-timeout, --memory: the check in its own subprocess
     check.set_defaults(run=run_check)
 
@@ -200,6 +201,18 @@ def _write_json(destination: str, text: str) -> None:
         raise UsageProblem(f"--json {destination}: {exc.strerror or exc}") from None
 
 
+def _write_plots(report: Any, directory: str) -> None:
+    """Heatmaps of the failing gradients; without matplotlib, one line saying how to get it."""
+    from checks import plots
+
+    ok, why = plots.plots_available()
+    if not ok:
+        print(f"{PROG}: --plot: {why}", file=sys.stderr)
+        return
+    for path in plots.write_plots(report, Path(directory)):
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+
+
 def run_check(args: argparse.Namespace) -> int:
     if getattr(args, "isolate", False):
         return isolate.check_isolated_main(args)
@@ -241,6 +254,8 @@ def run_check(args: argparse.Namespace) -> int:
         _write_json(args.json, report.to_json())
     if args.json != "-":
         print(report.render())
+    if args.plot and not report.passed:
+        _write_plots(report, args.plot)
     if not report.passed:
         failed = ", ".join(report.failed_properties) or report.error or "?"
         print(f"{PROG}: FAILED ({failed}); replay: {replay_command(args, max_examples)}", file=sys.stderr)

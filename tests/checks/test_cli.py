@@ -97,6 +97,15 @@ def test_json_holds_the_report_schema(layers, tmp_path, capsys):
     assert props["grad_input"]["findings"] and props["forward"]["status"] == "pass"
 
 
+def test_plot_writes_a_heatmap_per_failing_gradient(layers, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out_dir = tmp_path / "plots"
+    assert cli.main(["check", f"{layers}:BadReLU", *FAST, "--plot", str(out_dir), "-q"]) == 1
+    pngs = list(out_dir.glob("*.png"))
+    assert [p.name.endswith("grad_input.png") for p in pngs] == [True]
+    assert pngs[0].stat().st_size > 1000
+
+
 def test_json_to_stdout_replaces_the_text_report(layers, capsys):
     assert cli.main(["check", f"{layers}:GoodReLU", *FAST, "--json", "-", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["passed"] is True
