@@ -69,3 +69,18 @@ def at_kink(sites: list[KinkSite]) -> bool:
         if site.op == "pool" and np.any(pool_argmax_sets(site.values, site.geometry).sum(axis=(-2, -1)) > 1):
             return True
     return False
+
+
+def near_kink(sites: list[KinkSite], scale: float, rel: float = 1e-9) -> bool:
+    """True if some ReLU input or some pool window's top-two gap is within ``rel * scale`` of 0: there
+    the activation pattern (and so which valid gradient an implementation picks) depends on rounding."""
+    for site in sites:
+        if site.op == "relu" and np.any(np.abs(site.values) <= rel * scale):
+            return True
+        if site.op == "pool":
+            taps = pool_taps(site.values, site.geometry).reshape(*site.geometry.output_shape, -1)
+            if taps.shape[-1] > 1:
+                top2 = np.sort(taps, axis=-1)[..., -2:]
+                if np.any(top2[..., 1] - top2[..., 0] <= rel * scale):
+                    return True
+    return False

@@ -31,6 +31,9 @@ class Options:
     seed: int = 0
 
 
+ROUNDING_ULPS = 256
+
+
 class Trial:
     """Lazily evaluated pipeline state for ``case`` and the subject ``factory`` builds for it."""
 
@@ -143,6 +146,25 @@ class Trial:
             return None
         c = self.pristine
         return torch_oracle.gradients(c.kind, c.geometry, c.inputs, c.upstream, c.labels)
+
+    @cached_property
+    def rounding_floor(self) -> float:
+        """An absolute allowance for rounding: ROUNDING_ULPS units of the case dtype's roundoff times the
+        largest magnitude the computation involves. A gradient entry that is a sum cancelling to ~0
+        (a bias gradient over G summing to 0) is rounding noise in both the layer and the oracle."""
+        arrays = [self.reference[0], *self.pristine.inputs.values(), self.pristine.upstream]
+        if self.torch is not None:
+            arrays += [self.torch.output, *self.torch.grads.values()]
+        magnitude = max([1.0, *(float(np.max(np.abs(a), initial=0.0)) for a in arrays)])
+        return ROUNDING_ULPS * float(np.finfo(self.case.dtype).eps) * magnitude
+
+    def fd_floor(self, name: str) -> np.ndarray:
+        """The rounding bound of each central difference: ~u * sum|Z * G| / 2h (L itself may cancel,
+        so |L| would underestimate it), never below the estimate's own noise."""
+        terms = float(np.sum(np.abs(np.asarray(self.reference[0], np.float64) * self.pristine.upstream)))
+        x = self.pristine.inputs[name]
+        h = self.tol.eps * np.maximum(1.0, np.abs(np.asarray(x, np.float64)))
+        return fd.rounding_noise(terms, h, self.case.dtype)
 
     @property
     def torch_skip_reason(self) -> str:

@@ -113,3 +113,15 @@ def test_the_signature_changes_exactly_when_the_pattern_does():
     assert not same_signature(base, sig([-1.0, 2.0], [[1.0, 2.0], [4.5, 4.0]]))  # the argmax moved
     assert not same_signature(base, sig([-1.0, 2.0], [[1.0, 2.0], [4.0, 4.0]]))  # a tie appeared
     assert not same_signature(base, base[:1])  # a different number of sites
+
+
+def test_a_tie_within_rounding_is_near_a_kink_and_a_clear_gap_is_not():
+    from checks.kinks import KinkSite, near_kink
+
+    g = PoolGeometry(1, 1, 2, 2, (2, 2), (2, 2))
+    tied = np.array([[[[1.0, 1.0 + 1e-15], [0.0, -1.0]]]])
+    apart = np.array([[[[1.0, 0.5], [0.0, -1.0]]]])
+    assert near_kink([KinkSite("pool", tied, g)], scale=1.0)
+    assert not near_kink([KinkSite("pool", apart, g)], scale=1.0)
+    assert near_kink([KinkSite("relu", np.array([1e-14, 2.0]))], scale=100.0)
+    assert not near_kink([KinkSite("relu", np.array([0.5, -2.0]))], scale=100.0)
