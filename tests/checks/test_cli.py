@@ -13,25 +13,7 @@ import pytest
 
 from checks import cli, targets
 
-LAYERS = """
-import numpy as np
-
-class GoodReLU:
-    def forward(self, x):
-        self.x = x
-        return np.maximum(x, 0)
-
-    def backward(self, d):
-        return d * (self.x > 0)
-
-class BadReLU:
-    def forward(self, x):
-        self.out = np.maximum(x, 0)
-        return self.out
-
-    def backward(self, d):
-        return d * (self.out >= 0)  # the mask is never 0: wrong wherever x < 0
-"""
+LAYERS = (Path(__file__).resolve().parents[1] / "fixtures" / "relu_layers.py").read_text()
 FAST = ["--kind", "relu", "--preset", "seed", "--max-examples", "5"]
 REPO = Path(__file__).resolve().parents[2]
 

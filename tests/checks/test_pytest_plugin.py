@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -12,25 +13,7 @@ from checks import pytest_plugin
 
 pytest_plugins = "pytester"
 
-LAYERS = """
-import numpy as np
-
-class GoodReLU:
-    def forward(self, x):
-        self.x = x
-        return np.maximum(x, 0)
-
-    def backward(self, d):
-        return d * (self.x > 0)
-
-class BadReLU:
-    def forward(self, x):
-        self.out = np.maximum(x, 0)
-        return self.out
-
-    def backward(self, d):
-        return d * (self.out >= 0)  # the mask is never 0: wrong wherever x < 0
-"""
+LAYERS = (Path(__file__).resolve().parents[1] / "fixtures" / "relu_layers.py").read_text()
 RELU_PROPERTIES = ["forward", "grad_input", "oracle_agreement", "linearity", "determinism", "no_mutation", "quiet"]
 FAST = ["--layer-kind", "relu", "--layer-preset", "seed", "--layer-max-examples", "5"]
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import cnn
 from checks.case import Case
-from checks.findings import PASS, Finding
+from checks.findings import INCONCLUSIVE, PASS, Finding
 from checks.geometry import ConvGeometry, DenseGeometry, LossGeometry, NetworkGeometry, PoolGeometry
 from checks.kinks import pool_argmax_sets
 from checks.strategies import cases, conv_geometries, network_geometries
@@ -92,7 +92,12 @@ def assert_the_right_verdicts_judged(verdict) -> None:
     fd_judged = 0
     for name in case.inputs:
         prop = f"grad_{name}"
-        assert verdict.judged(prop, "torch"), f"torch did not judge {prop}\n{verdict.explain(verdict.about(prop))}"
+        if case.kind == "network" and verdict.statuses(prop, "torch") == {INCONCLUSIVE}:
+            # A tie or zero inside the network (not visible in the inputs): torch's gradient is one valid
+            # choice among several, so it may not judge; finite differences still do where trusted.
+            event("network: torch inconclusive at a kink inside the network")
+        else:
+            assert verdict.judged(prop, "torch"), f"torch did not judge {prop}\n{verdict.explain(verdict.about(prop))}"
         fd_judged += verdict.judged(prop, "fd")
         # No kink can be within a step: float64 steps are far below the value gaps, and nothing after the
         # network's dense layer has a kink. (float32 steps can cross pool ties: inconclusive is allowed.)

@@ -11,25 +11,7 @@ import pytest
 from checks import cli, selftest
 from checks.report import SCHEMA_VERSION
 
-LAYERS = """
-import numpy as np
-
-class GoodReLU:
-    def forward(self, x):
-        self.x = x
-        return np.maximum(x, 0)
-
-    def backward(self, d):
-        return d * (self.x > 0)
-
-class BadReLU:
-    def forward(self, x):
-        self.out = np.maximum(x, 0)
-        return self.out
-
-    def backward(self, d):
-        return d * (self.out >= 0)  # the mask is never 0: wrong wherever x < 0
-"""
+LAYERS = (Path(__file__).resolve().parents[1] / "fixtures" / "relu_layers.py").read_text()
 SPECS = """
 from checks import LayerSpec
 
