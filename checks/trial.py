@@ -32,6 +32,8 @@ class Options:
 
 
 ROUNDING_ULPS = 256
+CURVED_KINDS = ("softmax_ce", "network")
+"""Kinds with a curved part: their finite-difference step is absolute (see checks.oracles.fd)."""
 
 
 class Trial:
@@ -163,8 +165,12 @@ class Trial:
         so |L| would underestimate it), never below the estimate's own noise."""
         terms = float(np.sum(np.abs(np.asarray(self.reference[0], np.float64) * self.pristine.upstream)))
         x = self.pristine.inputs[name]
-        h = self.tol.eps * np.maximum(1.0, np.abs(np.asarray(x, np.float64)))
+        h = self.tol.eps * (np.maximum(1.0, np.abs(np.asarray(x, np.float64))) if self.relative_step else 1.0)
         return fd.rounding_noise(terms, h, self.case.dtype)
+
+    @property
+    def relative_step(self) -> bool:
+        return self.case.kind not in CURVED_KINDS
 
     @property
     def torch_skip_reason(self) -> str:
@@ -194,12 +200,18 @@ class Trial:
             loss = self.fd_loss()
             if x.size <= self.tol.max_elementwise:
                 cache[name] = fd.elementwise(
-                    loss, self.pristine.inputs, name, self.tol.eps, self._signature(), self.case.dtype
+                    loss,
+                    self.pristine.inputs,
+                    name,
+                    self.tol.eps,
+                    self._signature(),
+                    self.case.dtype,
+                    relative=self.relative_step,
                 )
             else:
                 rng = np.random.default_rng(self.options.seed)
                 directions = fd.random_directions(x.shape, self.tol.directions, rng)
                 cache[name] = fd.directional(
-                    loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature()
+                    loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature(), self.relative_step
                 )
         return cache[name]

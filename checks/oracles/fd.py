@@ -1,6 +1,8 @@
 """Central finite differences of L = sum(Z * G), in float64, kink-aware. Needs numpy only.
 
-Element-wise:   dL/dx_i ~ (L(x + h_i e_i) - L(x - h_i e_i)) / (2 h_i),  h_i = eps * max(1, |x_i|).
+Element-wise:   dL/dx_i ~ (L(x + h_i e_i) - L(x - h_i e_i)) / (2 h_i),  h_i = eps * max(1, |x_i|)
+                (``relative=False``: h = eps, for curved functions such as softmax whose curvature
+                does not shrink as |x| grows, so a step scaled by |x| would truncate).
 Directional:    <dL/dx, u> ~ (L(x + h u) - L(x - h u)) / (2 h),  h = eps * max(1, max|x|),
                 u a random signed direction with |u_i| in [0.1, 1] (every entry takes part).
 Two evaluations per entry, or two per direction whatever the size. Inputs are promoted to float64
@@ -82,6 +84,7 @@ def elementwise(
     eps: float,
     signature: Signature | None = None,
     compute_dtype: np.dtype = FLOAT64,
+    relative: bool = True,
 ) -> FDGradient:
     """dL/d(inputs[name]) entry by entry; 2 loss evaluations per entry."""
     point = promote(inputs)
@@ -93,7 +96,7 @@ def elementwise(
     flat, gflat, tflat, nflat = x.reshape(-1), grad.reshape(-1), trusted.reshape(-1), noise.reshape(-1)
     for i in range(flat.size):
         original = flat[i]
-        h = eps * max(1.0, abs(original))
+        h = eps * max(1.0, abs(original)) if relative else eps
         flat[i] = original + h
         plus, plus_point = loss(point), _snapshot(point, name, signature)
         flat[i] = original - h
@@ -124,12 +127,13 @@ def directional(
     directions: list[np.ndarray],
     eps: float,
     signature: Signature | None = None,
+    relative: bool = True,
 ) -> FDDirectional:
     """(L(x + h u) - L(x - h u)) / (2 h) per direction u; 2 loss evaluations per direction."""
     point = promote(inputs)
     x = point[name]
     base = signature(point) if signature is not None else None
-    h = eps * max(1.0, float(np.abs(x).max(initial=0.0)))
+    h = eps * max(1.0, float(np.abs(x).max(initial=0.0))) if relative else eps
     projections: list[float | None] = []
     for u in directions:
         plus = {**point, name: x + h * u}

@@ -32,7 +32,6 @@ from checks.trial import Options, Trial
 JUDGED = (PASS, FAIL)
 """Statuses that mean an oracle actually compared something (skip and inconclusive did not)."""
 
-BUG_TRUNCATION = "BUG-B: finite-difference truncation on the curved softmax-CE exceeds the fd tolerance"
 SMOOTH = ("softmax_ce", "network")
 """Kinds with a curved part (softmax-CE): the only ones where finite differences truncate."""
 
@@ -77,19 +76,13 @@ class Verdict:
         return f"case: {self.case.describe()}\n{title}:\n{lines}{tail}"
 
     def excused(self) -> dict[int, str]:
-        """{index in findings: bug} for each failed finding a known checker bug explains.
+        """{index in findings: bug} for each failed finding a known, still open checker bug explains.
 
-        - BUG-B: a finite-difference finding on a smooth kind while every exact (torch) gradient verdict
-          passed: the layer agrees with the exact oracle, the estimate does not.
-        (BUG-A, no rounding floor, and BUG-C, torch judging a network at a kink, are fixed in checks/.)
+        None is open: BUG-A (no rounding floor), BUG-B (a step scaled by |x| truncating on softmax-CE)
+        and BUG-C (torch judging a network at a kink) are fixed in checks/, and their reproductions
+        below must pass. A new false positive gets a named predicate here and a strict xfail there.
         """
-        failed = [(i, f) for i, f in enumerate(self.findings) if f.failed]
-        exact_right = all(
-            f.status == PASS for f in self.findings if f.oracle == "torch" and f.property.startswith("grad_")
-        )
-        if not failed or self.case.kind not in SMOOTH or not exact_right:
-            return {}
-        return {i: BUG_TRUNCATION for i, f in failed if f.oracle in ("fd", "fd+torch")}
+        return {}
 
     def unexplained(self) -> list[Finding]:
         """The failures no known checker bug explains."""

@@ -307,16 +307,8 @@ def test_each_known_checker_bug_reproduction_fails_only_by_that_bug(bug: str, ju
     assert not verdict.unexplained(), verdict.explain()
 
 
-@pytest.mark.parametrize(
-    "bug",
-    [
-        pytest.param(bug, marks=pytest.mark.xfail(strict=True, reason=f"{bug}: see tests/checks/conftest.py"))
-        if bug.startswith("BUG-B")
-        else bug
-        for bug in REPRODUCTIONS
-    ],
-)
+@pytest.mark.parametrize("bug", list(REPRODUCTIONS))
 def test_each_known_checker_bug_is_fixed(bug: str, judge) -> None:
-    """Red (XPASS, strict) once the checker is fixed: then delete the bug's constant, predicate and here."""
+    """Each false positive the campaign found is fixed: the checker passes its minimal reproduction."""
     verdict = judge(*REPRODUCTIONS[bug]())
     assert not verdict.failures, verdict.explain()
