@@ -32,9 +32,6 @@ from checks.trial import Options, Trial
 JUDGED = (PASS, FAIL)
 """Statuses that mean an oracle actually compared something (skip and inconclusive did not)."""
 
-SMOOTH = ("softmax_ce", "network")
-"""Kinds with a curved part (softmax-CE): the only ones where finite differences truncate."""
-
 
 @dataclass
 class Verdict:
