@@ -15,7 +15,11 @@ from hypothesis import HealthCheck, settings
 
 _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
-settings.register_profile("dev", max_examples=20, deadline=None, suppress_health_check=_SLOW_IS_FINE)
+# derandomize is explicit everywhere: under CI=true hypothesis's own default is derandomised, and a
+# profile registered without it would silently inherit that.
+settings.register_profile(
+    "dev", max_examples=20, derandomize=False, deadline=None, suppress_health_check=_SLOW_IS_FINE
+)
 settings.register_profile(
     "ci",
     max_examples=60,
@@ -26,7 +30,12 @@ settings.register_profile(
     suppress_health_check=_SLOW_IS_FINE,
 )
 settings.register_profile(
-    "thorough", max_examples=1000, deadline=None, print_blob=True, suppress_health_check=_SLOW_IS_FINE
+    "thorough",
+    max_examples=1000,
+    derandomize=False,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_IS_FINE,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
