@@ -289,14 +289,34 @@ def _network_tie() -> tuple[Case, object]:
     return Case("network", geometry, inputs, np.asarray(1.0), np.array([1])), last_max_network
 
 
+def _network_large_features() -> tuple[Case, object]:
+    """BUG-D (campaign, thorough profile, --hypothesis-seed=18): sorted inputs up to 16 and equal weights
+    make pool2's features ~57; the absolute step h = 1e-4 on dense.weight moves the logits by ~6e-3, and
+    the central difference truncates by 8.9e-6 (6.4e-6 relative > fd rtol 2e-6)."""
+
+    def conv(c: int, h: int, k: int) -> ConvGeometry:
+        return ConvGeometry(2, c, h, h, 1, (k, k), bias=True)
+
+    geometry = NetworkGeometry(
+        2, 1, 9, 9, conv(1, 9, 2), PoolGeometry(2, 1, 8, 8, (2, 2), (2, 2)), conv(1, 4, 3),
+        PoolGeometry(2, 1, 2, 2, (2, 2), (2, 2)), DenseGeometry(2, (1, 1, 1), 3, True),
+    )  # fmt: skip
+    inputs = {"input": ((np.arange(162) + 0.5) * 0.1).reshape(2, 1, 9, 9)}
+    inputs.update({k: np.full(s, W) for k, s in geometry.param_shapes.items()})
+    return Case("network", geometry, inputs, np.asarray(1.05), np.array([0, 1])), reference_subject
+
+
 REPRODUCTIONS = {
     "BUG-A-exact": _bias_sum_cancels,
     "BUG-A-fd": _dense_loss_cancels,
     "BUG-B": _large_logits,
     "BUG-C": _network_tie,
+    "BUG-D": _network_large_features,
 }
 """id -> (case, subject factory): the smallest valid layer and case the checker wrongly fails; the id
 starts with the bug's name."""
+OPEN = {"BUG-D"}
+"""Reproductions of bugs still open in checks/: strict xfails below until fixed."""
 
 
 @pytest.mark.parametrize("bug", list(REPRODUCTIONS))
@@ -307,7 +327,15 @@ def test_each_known_checker_bug_reproduction_fails_only_by_that_bug(bug: str, ju
     assert not verdict.unexplained(), verdict.explain()
 
 
-@pytest.mark.parametrize("bug", list(REPRODUCTIONS))
+@pytest.mark.parametrize(
+    "bug",
+    [
+        pytest.param(bug, marks=pytest.mark.xfail(strict=True, reason=f"{bug} is open: see tests/checks/conftest.py"))
+        if bug in OPEN
+        else bug
+        for bug in REPRODUCTIONS
+    ],
+)
 def test_each_known_checker_bug_is_fixed(bug: str, judge) -> None:
     """Each false positive the campaign found is fixed: the checker passes its minimal reproduction."""
     verdict = judge(*REPRODUCTIONS[bug]())
