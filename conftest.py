@@ -17,9 +17,7 @@ _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 # derandomize is explicit everywhere: under CI=true hypothesis's own default is derandomised, and a
 # profile registered without it would silently inherit that.
-settings.register_profile(
-    "dev", max_examples=20, derandomize=False, deadline=None, suppress_health_check=_SLOW_IS_FINE
-)
+settings.register_profile("dev", max_examples=20, derandomize=False, deadline=None, suppress_health_check=_SLOW_IS_FINE)
 settings.register_profile(
     "ci",
     max_examples=60,

@@ -25,6 +25,7 @@ from checks.case import Case
 from checks.findings import INCONCLUSIVE, PASS, Finding
 from checks.geometry import ConvGeometry, DenseGeometry, LossGeometry, NetworkGeometry, PoolGeometry
 from checks.kinks import pool_argmax_sets
+from checks.oracles import torch_oracle
 from checks.strategies import cases, conv_geometries, network_geometries
 from checks.subject import reference_subject
 
@@ -289,8 +290,16 @@ def _network_tie() -> tuple[Case, object]:
     return Case("network", geometry, inputs, np.asarray(1.0), np.array([1])), last_max_network
 
 
+def _saturated_logits() -> tuple[Case, object]:
+    """BUG-D, rounding (campaign, --hypothesis-seed=19): logits (0, 20), label 1: L ~ 2e-9, but log-sum-exp
+    rounds at the scale of the logits (~20 * 2**-52), so the difference's noise (~5e-13) exceeds the floor
+    taken from |L| and the fd tolerance on a gradient of 2.2e-9."""
+    logits = {"input": np.array([[0.0, 20.0]])}
+    return Case("softmax_ce", LossGeometry(1, 2), logits, np.asarray(1.05), np.array([1])), reference_subject
+
+
 def _network_large_features() -> tuple[Case, object]:
-    """BUG-D (campaign, thorough profile, --hypothesis-seed=18): sorted inputs up to 16 and equal weights
+    """BUG-D, truncation (campaign, --hypothesis-seed=18): sorted inputs up to 16 and equal weights
     make pool2's features ~57; the absolute step h = 1e-4 on dense.weight moves the logits by ~6e-3, and
     the central difference truncates by 8.9e-6 (6.4e-6 relative > fd rtol 2e-6)."""
 
@@ -306,16 +315,42 @@ def _network_large_features() -> tuple[Case, object]:
     return Case("network", geometry, inputs, np.asarray(1.05), np.array([0, 1])), reference_subject
 
 
+def _network_tie_within_rounding() -> tuple[Case, object]:
+    """BUG-E (campaign, --hypothesis-seed=20): equal weights and padding give conv2 two outputs equal in exact
+    arithmetic (27.016...) that NumPy rounds 1 ulp apart and PyTorch does not: pool2 routes them
+    differently and conv2.weight's gradients differ by 4e-7, yet the tie is not seen as a kink."""
+    geometry = NetworkGeometry(
+        1, 2, 4, 6, ConvGeometry(1, 2, 4, 6, 1, (3, 3), padding=(1, 1)), PoolGeometry(1, 1, 4, 6, (2, 2), (2, 2)),
+        ConvGeometry(1, 1, 2, 3, 1, (3, 3), padding=(1, 1)), PoolGeometry(1, 1, 2, 3, (2, 2), (2, 2)),
+        DenseGeometry(1, (1, 1, 1), 2, True),
+    )  # fmt: skip
+    inputs = {"input": ((np.arange(48) + 0.5) * 0.1).reshape(1, 2, 4, 6)}
+    inputs.update({k: np.full(s, W) for k, s in geometry.param_shapes.items()})
+    inputs["dense.weight"] = np.array([[W, -W]])
+    return Case("network", geometry, inputs, np.asarray(1.05), np.array([0])), reference_subject
+
+
+def _rounds_like_torch(case: Case) -> bool:
+    """True when the reference network and PyTorch pick the same routing for ``case`` (then the BUG-E
+    reproduction no longer reproduces anything, whether or not the checker is fixed)."""
+    ours = reference_subject(case)
+    ours.forward(case.inputs)
+    exact = torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels).grads
+    return np.allclose(ours.backward(case.upstream)["conv2.weight"], exact["conv2.weight"], rtol=0, atol=1e-12)
+
+
 REPRODUCTIONS = {
     "BUG-A-exact": _bias_sum_cancels,
     "BUG-A-fd": _dense_loss_cancels,
     "BUG-B": _large_logits,
     "BUG-C": _network_tie,
-    "BUG-D": _network_large_features,
+    "BUG-D-truncation": _network_large_features,
+    "BUG-D-rounding": _saturated_logits,
+    "BUG-E": _network_tie_within_rounding,
 }
 """id -> (case, subject factory): the smallest valid layer and case the checker wrongly fails; the id
 starts with the bug's name."""
-OPEN = {"BUG-D"}
+OPEN = {"BUG-D-truncation", "BUG-D-rounding", "BUG-E"}
 """Reproductions of bugs still open in checks/: strict xfails below until fixed."""
 
 
@@ -323,7 +358,8 @@ OPEN = {"BUG-D"}
 def test_each_known_checker_bug_reproduction_fails_only_by_that_bug(bug: str, judge) -> None:
     """Green before and after the fix: the predicate recognises its reproduction, and nothing else fails."""
     verdict = judge(*REPRODUCTIONS[bug]())
-    assert {b.split(":")[0] for b in verdict.excused().values()} <= {bug[:5]}
+    excused = {b.split(":")[0] for b in verdict.excused().values()}
+    assert not verdict.failures or bug[:5] in excused, verdict.explain()
     assert not verdict.unexplained(), verdict.explain()
 
 
@@ -338,5 +374,8 @@ def test_each_known_checker_bug_reproduction_fails_only_by_that_bug(bug: str, ju
 )
 def test_each_known_checker_bug_is_fixed(bug: str, judge) -> None:
     """Each false positive the campaign found is fixed: the checker passes its minimal reproduction."""
-    verdict = judge(*REPRODUCTIONS[bug]())
+    case, factory = REPRODUCTIONS[bug]()
+    if bug == "BUG-E" and _rounds_like_torch(case):
+        pytest.skip("cnn/ now rounds this case like PyTorch: find a new reproduction (campaign, seed 20)")
+    verdict = judge(case, factory)
     assert not verdict.failures, verdict.explain()
