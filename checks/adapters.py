@@ -24,7 +24,7 @@ import numpy as np
 from checks import layouts, paths
 from checks.case import Case
 from checks.geometry import Geometry
-from checks.guard import LayerFault
+from checks.guard import Cause, LayerFault
 
 GRADIENT_SOURCES = ("attributes", "returned", "sgd", "optimizer")
 Bound = int | tuple[int, int]
@@ -155,19 +155,21 @@ class ClassSubject:
     def _to_canonical_grad(self, name: str, grad: object) -> np.ndarray:
         expected = self.case.inputs[name].shape
         if grad is None:
-            raise LayerFault("backward", f"no gradient for {name!r} was found", self.shapes)
+            raise LayerFault("backward", f"no gradient for {name!r} was found", self.shapes, cause=Cause.MISSING)
         array = np.asarray(grad)
         param = self.spec.params[name]
         try:
             if param.layout is not None:
                 return layouts.weight_to_canonical(array, param.layout)
         except ValueError as exc:
-            raise LayerFault("backward", f"gradient for {name!r}: {exc}", self.shapes) from None
+            raise LayerFault("backward", f"gradient for {name!r}: {exc}", self.shapes, cause=Cause.SHAPE) from None
         if array.size != int(np.prod(expected)):
             raise LayerFault(
                 "backward",
                 f"gradient for {name!r} has shape {array.shape}, expected {expected} entries in any shape",
                 self.shapes,
+                cause=Cause.SHAPE,
+                actual_shape=array.shape,
             )
         return array.reshape(expected)
 
@@ -186,7 +188,7 @@ class ClassSubject:
     def _call(self, method: str, *args: object) -> object:
         fn = getattr(self.layer, method, None)
         if not callable(fn):
-            raise LayerFault("adapt", f"the layer has no method {method!r}", self.shapes)
+            raise LayerFault("adapt", f"the layer has no method {method!r}", self.shapes, cause=Cause.ADAPT)
         return fn(*args)
 
     def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -202,17 +204,22 @@ class ClassSubject:
     def _canonical(self, y: object, layout: str, canonical_shape: tuple, stage: str, what: str) -> np.ndarray:
         if not isinstance(y, np.ndarray):
             if y is None:
-                raise LayerFault(stage, f"returned None instead of the {what}", self.shapes)
+                raise LayerFault(stage, f"returned None instead of the {what}", self.shapes, cause=Cause.TYPE)
             if isinstance(y, (tuple, list)):
                 raise LayerFault(
-                    stage, f"returned a {type(y).__name__} of length {len(y)} instead of the {what} array", self.shapes
+                    stage,
+                    f"returned a {type(y).__name__} of length {len(y)} instead of the {what} array",
+                    self.shapes,
+                    cause=Cause.TYPE,
                 )
             if not np.isscalar(y):
-                raise LayerFault(stage, f"returned {type(y).__name__} instead of an ndarray {what}", self.shapes)
+                detail = f"returned {type(y).__name__} instead of an ndarray {what}"
+                raise LayerFault(stage, detail, self.shapes, cause=Cause.TYPE)
             y = np.asarray(y)
         expected = layouts.to_user(np.empty(canonical_shape), layout).shape
         if y.shape != expected:
-            raise LayerFault(stage, f"{what} has shape {y.shape}, expected {expected} (layout {layout})", self.shapes)
+            detail = f"{what} has shape {y.shape}, expected {expected} (layout {layout})"
+            raise LayerFault(stage, detail, self.shapes, cause=Cause.SHAPE, actual_shape=y.shape)
         return layouts.to_canonical(y, layout)
 
     def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
@@ -257,6 +264,7 @@ class ClassSubject:
                     "backward",
                     f"expected (dX, [parameter gradients]) from backward, got {_describe(result)}",
                     self.shapes,
+                    cause=Cause.TYPE,
                 )
             dx, returned = result
             if not isinstance(returned, (tuple, list)) or len(returned) != len(spec.params):
@@ -264,13 +272,16 @@ class ClassSubject:
                     "backward",
                     f"expected {len(spec.params)} parameter gradients, got {_describe(returned)}",
                     self.shapes,
+                    cause=Cause.TYPE,
                 )
             raw = dict(zip(spec.params, returned, strict=True))
         elif spec.gradients == "attributes":
             raw = {}
             for name, p in spec.params.items():
                 if not p.grad:
-                    raise LayerFault("adapt", f"Param for {name!r} names no grad attribute", self.shapes)
+                    raise LayerFault(
+                        "adapt", f"Param for {name!r} names no grad attribute", self.shapes, cause=Cause.ADAPT
+                    )
                 try:
                     raw[name] = paths.resolve(self.layer, p.grad)
                 except (AttributeError, KeyError, IndexError, TypeError) as exc:
@@ -278,6 +289,7 @@ class ClassSubject:
                         "backward",
                         f"gradient {p.grad!r} not found on the layer ({type(exc).__name__}: {exc})",
                         self.shapes,
+                        cause=Cause.MISSING,
                     ) from None
         elif spec.gradients == "optimizer":
             raw = {name: recorder.grad_for(live[name]) for name in spec.params}  # type: ignore[union-attr]
@@ -302,10 +314,14 @@ class ClassSubject:
             lr = float(paths.resolve(self.layer, self.spec.lr_attr))  # type: ignore[arg-type]
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
             raise LayerFault(
-                "adapt", f"gradients='sgd' needs a learning rate at {self.spec.lr_attr!r}", self.shapes
+                "adapt",
+                f"gradients='sgd' needs a learning rate at {self.spec.lr_attr!r}",
+                self.shapes,
+                cause=Cause.ADAPT,
             ) from None
         if lr == 0:
-            raise LayerFault("adapt", "the layer's learning rate is 0: no step to recover a gradient from", self.shapes)
+            detail = "the layer's learning rate is 0: no step to recover a gradient from"
+            raise LayerFault("adapt", detail, self.shapes, cause=Cause.ADAPT)
         out = {}
         for name, p in self.spec.params.items():
             after = np.asarray(paths.resolve(self.layer, p.attr), dtype=np.float64)
@@ -314,6 +330,7 @@ class ClassSubject:
                     "backward",
                     f"parameter {p.attr!r} changed shape from {before[name].shape} to {after.shape}",
                     self.shapes,
+                    cause=Cause.SHAPE,
                 )
             out[name] = ((before[name].astype(np.float64) - after) / lr).astype(self.case.dtype)
         return out

@@ -22,7 +22,6 @@ import importlib.util
 import inspect
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -323,17 +322,15 @@ def _captured(trial: Trial, spec: LayerSpec, name: str) -> np.ndarray | None:
         return None
 
 
-_SHAPE = re.compile(r"has shape (\([\d, ]*\))")
-
-
 @dataclass
 class _Value:
     """The layer's gradient: canonical (None if it cannot be mapped), raw (its own layout and shape),
-    and the fault message when reading it failed."""
+    and the fault message (with the shape the layer returned, when that was the fault) when reading it failed."""
 
     canonical: np.ndarray | None
     raw: np.ndarray | None
     fault: str | None
+    fault_shape: tuple[int, ...] | None = None
 
 
 def layer_value(trial: Trial, name: str, spec: LayerSpec | None) -> _Value:
@@ -341,7 +338,7 @@ def layer_value(trial: Trial, name: str, spec: LayerSpec | None) -> _Value:
     try:
         value = trial.grads.get(name)
     except LayerFault as fault:
-        return _Value(None, None, str(fault))
+        return _Value(None, None, str(fault), fault.actual_shape)
     layout = _layout_of(spec, trial.case.kind, name)
     shape = trial.case.inputs[name].shape
     if isinstance(value, np.ndarray):
@@ -353,17 +350,11 @@ def layer_value(trial: Trial, name: str, spec: LayerSpec | None) -> _Value:
                 pass
         return _Value(value, raw, None)
     fault = str(value) if value is not None else f"no gradient for {name!r}"
+    fault_shape = value.actual_shape if isinstance(value, LayerFault) else None
     raw = _captured(trial, spec, name) if spec is not None and isinstance(_subject(trial), ClassSubject) else None
     if raw is None:
-        return _Value(None, None, fault)
-    return _Value(layout.to_canonical(raw, shape), raw, fault)
-
-
-def _shape_from(message: str | None) -> tuple[int, ...] | None:
-    m = _SHAPE.search(message or "")
-    if not m:
-        return None
-    return tuple(int(v) for v in m.group(1).strip("()").split(",") if v.strip())
+        return _Value(None, None, fault, fault_shape)
+    return _Value(layout.to_canonical(raw, shape), raw, fault, fault_shape)
 
 
 # -- expected values -------------------------------------------------------------------------------
@@ -538,7 +529,7 @@ def explain(
         layout=layout.name,
         axes=layout.axes(len(user_shape)),
         shape=user_shape,
-        actual_shape=raw_shape if raw_shape is not None else _shape_from(value.fault),
+        actual_shape=raw_shape if raw_shape is not None else value.fault_shape,
         expected_source=source,
         case=case,
         expected_value=expected,

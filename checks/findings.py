@@ -13,7 +13,9 @@ PASS, FAIL, SKIP, INCONCLUSIVE = "pass", "fail", "skip", "inconclusive"
 class Finding:
     """property: e.g. "forward", "grad_input", "linearity"; status: pass/fail/skip/inconclusive;
     oracle: what judged ("torch", "fd", "subgradient", "reference", "structure"); message: one line
-    a person can act on; case: the case in one line; comparison: the numbers, when there are any."""
+    a person can act on; case: the case in one line; comparison: the numbers, when there are any;
+    cause: why the layer failed when a LayerFault ended the property (a checks.guard.Cause value:
+    "raised", "timeout", "memory", ...), else None."""
 
     property: str
     status: str
@@ -21,6 +23,7 @@ class Finding:
     oracle: str | None = None
     case: str = ""
     comparison: Comparison | None = None
+    cause: str | None = None
 
     @property
     def failed(self) -> bool:

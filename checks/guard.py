@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -26,13 +27,46 @@ except ImportError:  # not on Windows: no memory limit there
     resource = None  # type: ignore[assignment]
 
 
-class LayerFault(Exception):
-    """The layer under test misbehaved; ``str()`` names the stage, the cause and the input shape."""
+class Cause(str, Enum):
+    """Why a call into the layer failed. Downstream code (the runner, the sandbox, the report) decides
+    by this field, never by the wording of a message."""
 
-    def __init__(self, stage: str, cause: str, shapes: str = "") -> None:
-        self.stage, self.cause, self.shapes = stage, cause, shapes
+    RAISED = "raised"  # an exception from the layer's own code
+    EXIT = "exit"  # sys.exit / SystemExit
+    TIMEOUT = "timeout"  # did not return within the time limit
+    MEMORY = "memory"  # MemoryError under the memory budget
+    TYPE = "type"  # returned None, or not an array / mapping
+    SHAPE = "shape"  # an array of the wrong shape
+    DTYPE = "dtype"  # an array of the wrong dtype
+    NONFINITE = "nonfinite"  # NaN or inf entries
+    MISSING = "missing"  # no gradient for a name the layer owes
+    ADAPT = "adapt"  # the adapter cannot drive the layer as described (method, attribute, learning rate)
+
+    @property
+    def fatal(self) -> bool:
+        """A hang or a memory blow-up: exploring further would only repeat it, slowly."""
+        return self in (Cause.TIMEOUT, Cause.MEMORY)
+
+
+class LayerFault(Exception):
+    """The layer under test misbehaved; ``str()`` names the stage, the detail and the input shapes.
+
+    ``cause`` is the typed reason; ``actual_shape`` is the shape the layer returned when the cause is
+    SHAPE (the report shows it in the user's layout)."""
+
+    def __init__(
+        self,
+        stage: str,
+        detail: str,
+        shapes: str = "",
+        *,
+        cause: Cause = Cause.RAISED,
+        actual_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        self.stage, self.detail, self.shapes = stage, detail, shapes
+        self.cause, self.actual_shape = cause, actual_shape
         where = f" (inputs: {shapes})" if shapes else ""
-        super().__init__(f"{stage}: {cause}{where}")
+        super().__init__(f"{stage}: {detail}{where}")
 
 
 class _Timeout(BaseException):
@@ -113,7 +147,7 @@ def call(
     limits: Limits | None = None,
     transcript: Transcript | None = None,
 ) -> T:
-    """fn(*args), with every way it can go wrong turned into ``LayerFault(stage, cause, shapes)``."""
+    """fn(*args), with every way it can go wrong turned into a ``LayerFault`` with its typed cause."""
     limits = limits or Limits()
     buffer = io.StringIO()
     try:
@@ -123,14 +157,13 @@ def call(
     except (KeyboardInterrupt, LayerFault):
         raise
     except _Timeout:
-        raise LayerFault(
-            stage, f"did not return within {limits.seconds:g} s (hang or infinite loop?)", shapes
-        ) from None
+        detail = f"did not return within {limits.seconds:g} s (hang or infinite loop?)"
+        raise LayerFault(stage, detail, shapes, cause=Cause.TIMEOUT) from None
     except MemoryError as exc:
         budget = "" if limits.memory_bytes is None else f" (budget {limits.memory_bytes / 1024**3:.1f} GiB)"
-        raise LayerFault(stage, f"ran out of memory{budget}: {exc}", shapes) from None
+        raise LayerFault(stage, f"ran out of memory{budget}: {exc}", shapes, cause=Cause.MEMORY) from None
     except SystemExit as exc:
-        raise LayerFault(stage, f"called sys.exit({exc.code!r})", shapes) from None
+        raise LayerFault(stage, f"called sys.exit({exc.code!r})", shapes, cause=Cause.EXIT) from None
     except BaseException as exc:
         raise LayerFault(stage, f"raised {type(exc).__name__}: {exc}", shapes) from exc
     finally:

@@ -68,6 +68,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checks.guard import Cause
+
 GiB = 1024**3
 MiB = 1024**2
 DEFAULT_TIMEOUT = 600.0
@@ -221,20 +223,16 @@ def _set_limits(memory_bytes: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
-_OUT_OF_MEMORY = re.compile(r"^(?P<stage>[^:]+): ran out of memory[^:]*:\s*(?P<detail>.*?)(?: \(inputs: .*\))?$", re.S)
-
-
 def _fault_status(report: Any, memory_bytes: int | None) -> tuple[str, str] | None:
     """A fatal finding of the guard in a finished report: a hang or running out of memory."""
     for prop in report.properties:
         for finding in prop.findings:
             if not finding.failed:
                 continue
-            if "ran out of memory" in finding.message:
-                m = _OUT_OF_MEMORY.match(finding.message)
-                what = f"{m['stage']}: {m['detail']}" if m else finding.message
-                return "memory", f"killed: {_limit_text(memory_bytes)} exceeded (in property {prop.property}, {what})"
-            if "did not return within" in finding.message:
+            if finding.cause == Cause.MEMORY.value:
+                where = f"in property {prop.property}, {finding.message}"
+                return "memory", f"killed: {_limit_text(memory_bytes)} exceeded ({where})"
+            if finding.cause == Cause.TIMEOUT.value:
                 return "timeout", f"timed out: {finding.message} (in property {prop.property})"
     return None
 
@@ -306,10 +304,10 @@ def _run_check(job: dict[str, Any], stage: _Stage) -> dict[str, Any]:
         targets.import_target(parsed, root)
     except targets.TargetError as exc:
         text = str(exc)
-        if "ran out of memory" in text:  # the loader's guard words a MemoryError at import time
+        if exc.cause == Cause.MEMORY:
             limit = _limit_text(job["memory_bytes"])
             return {"status": "memory", "reason": f"killed: {limit} exceeded (while importing: {text})"}
-        if "did not return within" in text:
+        if exc.cause == Cause.TIMEOUT:
             return {"status": "timeout", "reason": f"timed out while importing: {text}"}
         return {"status": "error", "reason": f"import failed: {text}"}
     stage("load")

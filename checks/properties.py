@@ -35,7 +35,7 @@ def _finding(t: Trial, prop: str, ok: bool, message: str, oracle: str | None, co
 
 
 def _fault(t: Trial, prop: str, fault: LayerFault) -> list[Finding]:
-    return [Finding(prop, FAIL, str(fault), "structure", t.case.describe())]
+    return [Finding(prop, FAIL, str(fault), "structure", t.case.describe(), cause=fault.cause.value)]
 
 
 def forward(t: Trial) -> list[Finding]:

@@ -21,11 +21,10 @@ from hypothesis.errors import HypothesisException
 from checks import properties
 from checks.case import Case
 from checks.findings import FAIL, INCONCLUSIVE, Finding
+from checks.guard import Cause
 from checks.report import PropertyReport, Report, aggregate
 from checks.subject import SubjectFactory
 from checks.trial import Options, Trial
-
-FATAL_MARKERS = ("did not return within", "ran out of memory")
 
 
 def case_key(case: Case) -> str:
@@ -68,7 +67,7 @@ class _PropertyFailed(AssertionError):
 
 
 def _is_fatal(findings: list[Finding]) -> bool:
-    return any(f.failed and any(m in f.message for m in FATAL_MARKERS) for f in findings)
+    return any(f.failed and f.cause is not None and Cause(f.cause).fatal for f in findings)
 
 
 @dataclass

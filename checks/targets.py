@@ -37,10 +37,12 @@ _FOUND_LIMIT = 12
 
 
 class TargetError(Exception):
-    """The target cannot be loaded or adapted; ``str()`` is one line a person can act on."""
+    """The target cannot be loaded or adapted; ``str()`` is one line a person can act on. ``cause`` is the
+    guard's typed cause (a checks.guard.Cause) when running the user's code failed, else None."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, cause: object | None = None) -> None:
         super().__init__(" ".join(str(reason).split()))
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def _describe_failure(where: str, fault: BaseException, filename: str | None) ->
     lineno = _user_line(original, filename)
     prefix = f"{where}: line {lineno}: " if lineno else f"{where}: "
     if fault.__cause__ is None:
-        return f"{prefix}importing it {getattr(fault, 'cause', fault)}"
+        return f"{prefix}importing it {getattr(fault, 'detail', fault)}"
     text = str(original).strip()
     return f"{prefix}{type(original).__name__}" + (f": {text.splitlines()[0]}" if text else "")
 
@@ -176,7 +178,7 @@ def import_file(path: Path, shown: str | None = None) -> ModuleType:
             _guarded("import", spec.loader.exec_module, module)
     except LayerFault as fault:
         sys.modules.pop(name, None)
-        raise TargetError(_describe_failure(shown, fault, str(path))) from None
+        raise TargetError(_describe_failure(shown, fault, str(path)), fault.cause) from None
     _FILE_CACHE[key] = module
     return module
 
@@ -196,7 +198,7 @@ def import_dotted(dotted: str, root: Path) -> ModuleType:
         if cause is not None and cause.__traceback__ is not None:
             frames = traceback.extract_tb(cause.__traceback__)
             filename = next((f.filename for f in reversed(frames) if "importlib" not in f.filename), None)
-        raise TargetError(_describe_failure(dotted, fault, filename)) from None
+        raise TargetError(_describe_failure(dotted, fault, filename), fault.cause) from None
 
 
 def import_target(target: Target, root: Path | None = None) -> ModuleType:

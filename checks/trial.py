@@ -15,7 +15,7 @@ import numpy as np
 
 from checks import kinks, reference
 from checks.case import Case
-from checks.guard import LayerFault, Limits, Transcript, call
+from checks.guard import Cause, LayerFault, Limits, Transcript, call
 from checks.oracles import fd, torch_oracle
 from checks.subject import Subject, SubjectFactory
 from checks.tolerances import DtypeTolerances, tolerances_for
@@ -69,7 +69,8 @@ class Trial:
         self.forward()
         grads = self.guarded("backward", self.subject.backward, np.array(upstream, copy=True))
         if not isinstance(grads, Mapping):
-            raise LayerFault("backward", f"adapter returned {type(grads).__name__}, not a mapping", self.shapes)
+            detail = f"adapter returned {type(grads).__name__}, not a mapping"
+            raise LayerFault("backward", detail, self.shapes, cause=Cause.TYPE)
         return dict(grads)
 
     @staticmethod
@@ -79,19 +80,22 @@ class Trial:
 
     def _validated(self, stage: str, what: str, value: object, shape: tuple, dtype: np.dtype) -> np.ndarray:
         if value is None:
-            raise LayerFault(stage, f"returned None instead of the {what}", self.shapes)
+            raise LayerFault(stage, f"returned None instead of the {what}", self.shapes, cause=Cause.TYPE)
         if not isinstance(value, np.ndarray):
             if np.isscalar(value) and shape == ():
                 value = np.asarray(value, dtype=dtype)
             else:
-                raise LayerFault(stage, f"returned {type(value).__name__} instead of an ndarray {what}", self.shapes)
+                detail = f"returned {type(value).__name__} instead of an ndarray {what}"
+                raise LayerFault(stage, detail, self.shapes, cause=Cause.TYPE)
         if value.shape != tuple(shape):
-            raise LayerFault(stage, f"{what} has shape {value.shape}, expected {tuple(shape)}", self.shapes)
+            detail = f"{what} has shape {value.shape}, expected {tuple(shape)}"
+            raise LayerFault(stage, detail, self.shapes, cause=Cause.SHAPE, actual_shape=value.shape)
         if value.dtype != dtype:
-            raise LayerFault(stage, f"{what} has dtype {value.dtype}, expected {dtype}", self.shapes)
+            raise LayerFault(stage, f"{what} has dtype {value.dtype}, expected {dtype}", self.shapes, cause=Cause.DTYPE)
         if not np.all(np.isfinite(value)):
             bad = int(np.size(value) - np.isfinite(value).sum())
-            raise LayerFault(stage, f"{what} has {bad} non-finite (NaN/inf) entries", self.shapes)
+            detail = f"{what} has {bad} non-finite (NaN/inf) entries"
+            raise LayerFault(stage, detail, self.shapes, cause=Cause.NONFINITE)
         return value
 
     @cached_property
@@ -108,7 +112,8 @@ class Trial:
         if isinstance(grads.get(name), LayerFault):
             raise grads[name]
         if name not in grads or grads[name] is None:
-            raise LayerFault("backward", f"no gradient for {name!r} (got {sorted(grads) or 'none'})", self.shapes)
+            detail = f"no gradient for {name!r} (got {sorted(grads) or 'none'})"
+            raise LayerFault("backward", detail, self.shapes, cause=Cause.MISSING)
         return self._validated(
             "backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype
         )
@@ -119,7 +124,7 @@ class Trial:
         if isinstance(grads.get(name), LayerFault):
             raise grads[name]
         if grads.get(name) is None:
-            raise LayerFault("backward", f"no gradient for {name!r}", self.shapes)
+            raise LayerFault("backward", f"no gradient for {name!r}", self.shapes, cause=Cause.MISSING)
         return self._validated(
             "backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype
         )
