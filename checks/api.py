@@ -22,6 +22,7 @@ from checks.adapters import LayerSpec, Supports
 from checks.guard import Limits
 from checks.report import PropertyReport, Report
 from checks.runner import Runner
+from checks.settings import DEFAULT_MAX_EXAMPLES
 from checks.trial import Options
 
 MODES = {
@@ -167,7 +168,7 @@ def property_names(spec: LayerSpec) -> list[str]:
 def check(
     spec: LayerSpec,
     *,
-    max_examples: int = 25,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
     seed: int | None = 0,
     oracles: Sequence[str] = ("torch", "fd"),
     only: Sequence[str] | None = None,

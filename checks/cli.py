@@ -25,15 +25,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from checks import argtypes, grade, isolate  # stdlib only at import, like targets
+from checks.settings import DEFAULT_PROFILE, ORACLES, PROFILES, SELFTEST_MAX_EXAMPLES, Exit
 from checks.targets import KINDS, PRESETS  # stdlib only at import: --help stays fast
 
 PROG = "cnn-gradcheck"
-PROFILES = {"dev": 10, "ci": 25, "thorough": 200}
-DEFAULT_PROFILE = "ci"
-ORACLES = ("torch", "fd")
-SELFTEST_MAX_EXAMPLES = 15
 MAX_DEFAULT_JOBS = 4
-EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = (
+    Exit.OK,
+    Exit.FAILED,
+    Exit.UNUSABLE,
+    Exit.INTERNAL,
+    Exit.INTERRUPTED,
+)
 
 
 def default_jobs() -> int:

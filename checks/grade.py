@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from checks import isolate
+from checks.settings import DEFAULT_MAX_EXAMPLES, Exit
 
 KINDS = ("conv", "maxpool", "relu", "dense")
 DEFAULT_CLASSES: dict[str, tuple[str, ...]] = {
@@ -61,7 +62,6 @@ DEFAULT_CLASSES: dict[str, tuple[str, ...]] = {
     "relu": ("ReLULayer", "ReLU"),
     "dense": ("FullyConnectedLayer", "DenseLayer"),
 }
-DEFAULT_MAX_EXAMPLES = 25
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = 2 * isolate.GiB
 PROPERTY_ORDER = (
@@ -78,7 +78,7 @@ PROPERTY_ORDER = (
 SUMMARY_SCHEMA = "cnn-gradcheck-grade/1"
 STATUSES = (*isolate.STATUSES, "missing")  # missing: the submission has no such class (nothing was run)
 TIMING_FIELDS = ("seconds",)  # per row; plus the top-level "run" section of summary.json
-EXIT_OK, EXIT_UNUSABLE, EXIT_INTERNAL = 0, 2, 3
+EXIT_OK, EXIT_UNUSABLE, EXIT_INTERNAL = Exit.OK, Exit.UNUSABLE, Exit.INTERNAL
 
 
 class GradeError(Exception):

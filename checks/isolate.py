@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from checks.guard import Cause
+from checks.settings import DEFAULT_MAX_EXAMPLES, DEFAULT_PROFILE, PROFILES, STATUS_EXIT, Exit
 
 GiB = 1024**3
 MiB = 1024**2
@@ -81,7 +82,7 @@ _MAX_STAGES = 500
 DUMP_SECONDS = 0.3  # how long a hung child gets to print its stack before it is killed
 PRELOAD = ["checks.api", "checks.targets", "checks.presets", "checks.explain", "numpy", "hypothesis", "torch"]
 STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "error", "internal")
-EXIT_CODES = {"passed": 0, "failed": 1, "timeout": 1, "memory": 1, "crashed": 1, "error": 2, "internal": 3}
+
 _CHILD_STATUSES = ("passed", "failed", "timeout", "memory", "error", "internal")
 _EXTRA_KEYS = ("oracles", "only", "call_timeout")
 _SIGNAL_WORDS = {
@@ -134,7 +135,7 @@ class IsolatedResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES.get(self.status, 3)
+        return int(STATUS_EXIT.get(self.status, Exit.INTERNAL))
 
     def to_dict(self) -> dict:
         return {
@@ -584,7 +585,7 @@ def run_isolated(
     preset: str | None,
     *,
     seed: int = 0,
-    max_examples: int = 25,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
     timeout: float = DEFAULT_TIMEOUT,
     memory_bytes: int | None = DEFAULT_MEMORY,
     extra: Mapping[str, Any] | None = None,
@@ -785,8 +786,8 @@ def check_isolated_main(args: argparse.Namespace) -> int:
     call), json, quiet, and, when present, wall_timeout (S) and memory (MiB). Exit codes: 0 passed,
     1 a property failed or the layer crashed / hung / ran out of memory, 2 could not load, 3 internal.
     """
-    profiles = {"dev": 10, "ci": 25, "thorough": 200}
-    max_examples = getattr(args, "max_examples", None) or profiles.get(getattr(args, "profile", "ci"), 25)
+    profile = getattr(args, "profile", DEFAULT_PROFILE)
+    max_examples = getattr(args, "max_examples", None) or PROFILES.get(profile, DEFAULT_MAX_EXAMPLES)
     extra: dict[str, Any] = {}
     if getattr(args, "oracles", None):
         extra["oracles"] = list(args.oracles)

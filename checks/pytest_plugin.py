@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from checks import argtypes
+from checks.settings import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
 from checks.targets import KINDS, PRESETS
 
 GROUP = "cnn-gradcheck"
@@ -40,8 +41,6 @@ OPTION_SEED = "--layer-seed"
 OPTION_MAX_EXAMPLES = "--layer-max-examples"
 TABLE = "cnn-gradcheck"  # [tool.cnn-gradcheck] in pyproject.toml
 NODE_PREFIX = "cnn-gradcheck"
-DEFAULT_SEED = 0
-DEFAULT_MAX_EXAMPLES = 25
 # table key -> (option, its argparse dest)
 KEYS = {
     "layer": (OPTION_LAYER, "cnn_gradcheck_layer"),

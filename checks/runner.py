@@ -23,6 +23,7 @@ from checks.case import Case
 from checks.findings import FAIL, INCONCLUSIVE, Finding
 from checks.guard import Cause
 from checks.report import PropertyReport, Report, aggregate
+from checks.settings import DEFAULT_MAX_EXAMPLES
 from checks.subject import SubjectFactory
 from checks.trial import Options, Trial
 
@@ -78,7 +79,7 @@ class Runner:
     cases: st.SearchStrategy[Case]
     factory: SubjectFactory
     options: Options = field(default_factory=Options)
-    max_examples: int = 25
+    max_examples: int = DEFAULT_MAX_EXAMPLES
     seed: int | None = 0
     progress: Callable[[str, PropertyReport | None], None] | None = None
 
