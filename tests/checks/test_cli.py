@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -145,17 +144,17 @@ def test_importing_the_command_line_and_the_plugin_loads_no_numpy_hypothesis_or_
     assert out.strip() == "[]"
 
 
-def test_help_answers_fast():
-    script = Path(sys.executable).with_name("cnn-gradcheck")
-    command = [str(script), "--help"] if script.exists() else [sys.executable, "-m", "checks", "--help"]
-    best = float("inf")
-    for _ in range(3):  # the best of three: a loaded CI machine should not make this flaky
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        best = min(best, time.perf_counter() - start)
-        assert done.returncode == 0 and "selftest" in done.stdout
-    print(f"{' '.join(Path(c).name for c in command)}: {best:.3f} s")
-    assert best < 2.0
+def test_help_answers_without_importing_numpy_hypothesis_or_torch():
+    """--help stays fast by what it imports (timed by `make bench`, never here: a loaded machine would
+    make a timed test flaky)."""
+    code = (
+        "import sys; from checks.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('numpy', 'hypothesis', 'torch') if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and "selftest" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_python_dash_m_checks_returns_the_exit_status(tmp_path):

