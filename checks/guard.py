@@ -110,7 +110,8 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _address_space() -> int | None:
+def address_space() -> int | None:
+    """This process's mapped address space in bytes (/proc/self/statm), or None where it cannot be read."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -120,7 +121,7 @@ def _address_space() -> int | None:
 
 @contextlib.contextmanager
 def _memory_cap(extra: int | None) -> Iterator[None]:
-    current = _address_space() if extra and resource is not None else None
+    current = address_space() if extra and resource is not None else None
     if current is None:
         yield
         return

@@ -68,7 +68,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from checks.guard import Cause
+from checks.guard import Cause, address_space
 from checks.settings import DEFAULT_MAX_EXAMPLES, DEFAULT_PROFILE, PROFILES, STATUS_EXIT, Exit
 
 GiB = 1024**3
@@ -200,11 +200,6 @@ def _redirect_output(job: Mapping[str, Any]) -> None:
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
 
 
-def _address_space() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _set_limits(memory_bytes: int | None) -> None:
     try:
         import resource
@@ -213,10 +208,7 @@ def _set_limits(memory_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
     if memory_bytes:
-        try:
-            base = _address_space()
-        except (OSError, ValueError):
-            base = 0
+        base = address_space() or 0
         cap = base + int(memory_bytes)
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:

@@ -108,25 +108,22 @@ class Trial:
         return self.backward(self.case.upstream)
 
     def grad(self, name: str) -> np.ndarray:
-        grads = self.grads
-        if isinstance(grads.get(name), LayerFault):
-            raise grads[name]
-        if name not in grads or grads[name] is None:
-            detail = f"no gradient for {name!r} (got {sorted(grads) or 'none'})"
-            raise LayerFault("backward", detail, self.shapes, cause=Cause.MISSING)
-        return self._validated(
-            "backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype
-        )
+        """dL/d(name) at the case's upstream gradient, validated."""
+        return self._gradient(self.grads, name)
 
     def grad_at(self, upstream: np.ndarray, name: str) -> np.ndarray:
         """dL/d(name) for another upstream gradient (fresh forward first), validated."""
-        grads = self.backward(upstream)
-        if isinstance(grads.get(name), LayerFault):
-            raise grads[name]
-        if grads.get(name) is None:
-            raise LayerFault("backward", f"no gradient for {name!r}", self.shapes, cause=Cause.MISSING)
+        return self._gradient(self.backward(upstream), name)
+
+    def _gradient(self, grads: Mapping[str, object], name: str) -> np.ndarray:
+        value = grads.get(name)
+        if isinstance(value, LayerFault):
+            raise value
+        if value is None:
+            detail = f"no gradient for {name!r} (got {sorted(grads) or 'none'})"
+            raise LayerFault("backward", detail, self.shapes, cause=Cause.MISSING)
         return self._validated(
-            "backward", f"gradient for {name!r}", grads[name], self.case.inputs[name].shape, self.case.dtype
+            "backward", f"gradient for {name!r}", value, self.case.inputs[name].shape, self.case.dtype
         )
 
     @property
