@@ -33,10 +33,10 @@ from checks import layouts
 from checks.case import Case
 from checks.compare import compare
 from checks.geometry import ConvGeometry, DenseGeometry, PoolGeometry
-from checks.kinks import pool_argmax_sets
 from checks.mistakes import MISTAKES, by_name
 from checks.tolerances import Tolerance
-from cnn.ops import _tap, pad2d
+from checks.windows import coverage, tied_positions
+from cnn.ops import pad2d
 
 __all__ = ["Diagnosis", "Evidence", "Match", "Pattern", "detectors", "diagnose", "match_mistakes", "patterns"]
 
@@ -344,8 +344,8 @@ def _regions(e: Evidence) -> list[tuple[str, np.ndarray | None, str]]:
         out.append(("channels", ch, "only in channels c >= 1 (channel 0 is right): channels mixed up?"))
     g = e.case.geometry
     if e.case.kind == "maxpool" and isinstance(g, PoolGeometry):
-        out.append(("overlap", _pool_coverage(g) >= 2, "only where pool windows overlap"))
-        out.append(("ties", _pool_tied_positions(e.case.inputs["input"], g), "only in windows with tied maxima"))
+        out.append(("overlap", coverage(g) >= 2, "only where pool windows overlap"))
+        out.append(("ties", tied_positions(e.case.inputs["input"], g), "only in windows with tied maxima"))
     if e.case.kind == "relu":
         out.append(("ties", np.asarray(e.case.inputs["input"]) == 0, "only where the ReLU input is exactly 0"))
         out.append(("negative", np.asarray(e.case.inputs["input"]) < 0, "only where the ReLU input is negative"))
@@ -360,29 +360,6 @@ def _border(shape: tuple[int, ...]) -> np.ndarray | None:
     region[..., [0, h - 1], :] = True
     region[..., :, [0, w - 1]] = True
     return region
-
-
-def _pool_coverage(g: PoolGeometry) -> np.ndarray:
-    """How many windows cover each input position."""
-    n, c, h, w = g.input_shape
-    ph, pw = g.padding
-    count = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=np.int64)
-    for u in range(g.kernel[0]):
-        for v in range(g.kernel[1]):
-            _tap(count, (u, v), g.output_shape[2:], g.stride)[...] += 1
-    return count[:, :, ph : ph + h, pw : pw + w]
-
-
-def _pool_tied_positions(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """Input positions that lie in some window whose maximum is tied."""
-    tied = pool_argmax_sets(x, g).sum(axis=(-2, -1)) > 1
-    n, c, h, w = g.input_shape
-    ph, pw = g.padding
-    region = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=bool)
-    for u in range(g.kernel[0]):
-        for v in range(g.kernel[1]):
-            _tap(region, (u, v), g.output_shape[2:], g.stride)[...] |= tied
-    return region[:, :, ph : ph + h, pw : pw + w]
 
 
 # The smallest value hypothesis shrinks each geometry field towards (checks.strategies).

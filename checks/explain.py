@@ -36,11 +36,10 @@ from checks.case import Case
 from checks.findings import FAIL
 from checks.geometry import PoolGeometry
 from checks.guard import LayerFault
-from checks.kinks import pool_argmax_sets
 from checks.oracles.fd import FDGradient
 from checks.report import Report
 from checks.trial import Options, Trial
-from cnn.ops import _tap, pad2d
+from checks.windows import argmax_sets, pool_taps, probe_groups
 
 __all__ = ["DEFAULT_K", "Details", "Entry", "Window", "annotate", "explain", "load_spec", "reproduce", "snippet"]
 
@@ -424,35 +423,17 @@ def _worst_entries(
     return out
 
 
-def _probe_groups(g: PoolGeometry) -> list[np.ndarray]:
-    """Output positions split into groups of windows that never overlap (i, i + q*ceil(k/s), ...)."""
-    (kh, kw), (sh, sw) = g.kernel, g.stride
-    gh, gw = -(-kh // sh), -(-kw // sw)
-    rows, cols = np.arange(g.output_shape[2])[:, None], np.arange(g.output_shape[3])[None, :]
-    return [(rows % gh == a) & (cols % gw == b) for a in range(gh) for b in range(gw)]
-
-
-def _window_taps(dx: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """taps[n, c, i, j, u, v] = dX~[n, c, i*sh + u, j*sw + v], dX~ zero-padded."""
-    padded = pad2d(dx, g.padding)
-    taps = np.zeros(g.output_shape + g.kernel, dtype=np.float64)
-    for u in range(g.kernel[0]):
-        for v in range(g.kernel[1]):
-            taps[..., u, v] = _tap(padded, (u, v), g.output_shape[2:], g.stride)
-    return taps
-
-
 def pool_windows(trial: Trial) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per window: (gradient sent to its maxima, |gradient| sent elsewhere in it, worst negative share),
     each window probed alone with its group of non-overlapping windows (as checks.subgradient does)."""
     g = trial.case.geometry
     assert isinstance(g, PoolGeometry)
     up = np.asarray(trial.pristine.upstream, dtype=np.float64)
-    argmax = pool_argmax_sets(trial.pristine.inputs["input"], g)
+    argmax = argmax_sets(trial.pristine.inputs["input"], g)
     sent, elsewhere, negative = (np.zeros(g.output_shape) for _ in range(3))
-    for group in _probe_groups(g):
+    for group in probe_groups(g):
         probe = np.where(group, up, 0.0).astype(trial.pristine.upstream.dtype)
-        taps = _window_taps(np.asarray(trial.grad_at(probe, "input"), dtype=np.float64), g)
+        taps = pool_taps(np.asarray(trial.grad_at(probe, "input"), dtype=np.float64), g, fill=0.0)
         on = np.where(argmax, taps, 0.0)
         signed = np.where(argmax, taps * np.sign(up)[..., None, None], 0.0)
         sent = np.where(group, on.sum(axis=(-2, -1)), sent)
@@ -473,7 +454,7 @@ def _pool_details(trial: Trial, d: Details, k: int, out_layout: _Layout, in_map:
     badness = np.abs(sent - up) + elsewhere + np.abs(negative)
     bad = (np.abs(sent - up) > bound) | (elsewhere > tol.atol * scale) | (-negative > bound)
     d.mismatched, d.total, d.unit = int(bad.sum()), int(bad.size), "windows"
-    argmax = pool_argmax_sets(trial.pristine.inputs["input"], g)
+    argmax = argmax_sets(trial.pristine.inputs["input"], g)
     out_map = out_layout.index_map(g.output_shape)
     n, c, h, w = g.input_shape
     covered = np.zeros(g.input_shape, dtype=bool)

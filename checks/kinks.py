@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from checks.geometry import PoolGeometry
-from cnn.ops import _tap, pad2d
+from checks.windows import argmax_sets as pool_argmax_sets
+from checks.windows import pool_taps
 
 
 class KinkSite(NamedTuple):
@@ -24,25 +25,6 @@ class KinkSite(NamedTuple):
     op: str  # "relu" or "pool"
     values: np.ndarray
     geometry: PoolGeometry | None = None
-
-
-def pool_taps(x: np.ndarray, geometry: PoolGeometry, fill: float = -np.inf) -> np.ndarray:
-    """taps[n, c, i, j, u, v] = X~[n, c, i*sh + u, j*sw + v], X~ = X padded with ``fill`` (-inf for
-    values, 0 for gradients)."""
-    xp = pad2d(x, geometry.padding, value=fill)
-    out_hw = geometry.output_shape[2:]
-    kh, kw = geometry.kernel
-    taps = np.empty(geometry.output_shape + (kh, kw), dtype=x.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            taps[..., u, v] = _tap(xp, (u, v), out_hw, geometry.stride)
-    return taps
-
-
-def pool_argmax_sets(x: np.ndarray, geometry: PoolGeometry) -> np.ndarray:
-    """Boolean (N, C, Ho, Wo, kh, kw): True at every tap holding its window's maximum."""
-    taps = pool_taps(x, geometry)
-    return taps == taps.max(axis=(-2, -1), keepdims=True)
 
 
 def signature(sites: list[KinkSite]) -> list[np.ndarray]:

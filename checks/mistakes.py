@@ -16,8 +16,8 @@ import numpy as np
 import cnn
 from checks.case import Case
 from checks.geometry import ConvGeometry, PoolGeometry
-from checks.kinks import pool_argmax_sets
-from cnn.ops import _tap, corr2d, corr2d_full, pad2d
+from checks.windows import argmax_sets, crop, scatter_add
+from cnn.ops import corr2d, corr2d_full, pad2d
 
 Grads = dict[str, np.ndarray]
 
@@ -93,13 +93,8 @@ def _route_to_all_ties(case: Case, correct: Grads) -> Grads:
     g = case.geometry
     assert isinstance(g, PoolGeometry)
     x, up = case.inputs["input"], case.upstream
-    argmax = pool_argmax_sets(x, g)
-    dxp = np.zeros(pad2d(x, g.padding).shape, dtype=x.dtype)
-    for u in range(g.kernel[0]):
-        for v in range(g.kernel[1]):
-            _tap(dxp, (u, v), g.output_shape[2:], g.stride)[...] += np.where(argmax[..., u, v], up, 0)
-    ph, pw = g.padding
-    return {"input": dxp[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]}
+    routed = np.where(argmax_sets(x, g), up[..., None, None], 0)
+    return {"input": crop(scatter_add(routed, g, dtype=x.dtype), g)}
 
 
 def _overwrite_overlaps(case: Case, correct: Grads) -> Grads:
@@ -142,7 +137,7 @@ def _pool_overlaps(case: Case) -> bool:
 
 
 def _pool_has_ties(case: Case) -> bool:
-    return bool((pool_argmax_sets(case.inputs["input"], case.geometry).sum(axis=(-2, -1)) > 1).any())  # type: ignore[arg-type]
+    return bool((argmax_sets(case.inputs["input"], case.geometry).sum(axis=(-2, -1)) > 1).any())  # type: ignore[arg-type]
 
 
 def _square_dense(case: Case) -> bool:

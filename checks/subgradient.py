@@ -15,9 +15,8 @@ import numpy as np
 
 from checks.compare import Comparison, compare
 from checks.geometry import PoolGeometry
-from checks.kinks import pool_argmax_sets, pool_taps
 from checks.tolerances import Tolerance
-from cnn.ops import _tap
+from checks.windows import argmax_sets, covered, pool_taps, probe_groups
 
 
 @dataclass(frozen=True)
@@ -49,28 +48,6 @@ def relu_membership(x: np.ndarray, upstream: np.ndarray, grad: np.ndarray, tol: 
     return Membership(False, f"not a ReLU subgradient at {i}, where {region}", comparison)
 
 
-def _probe_groups(geometry: PoolGeometry) -> list[np.ndarray]:
-    """Masks over output positions whose windows never overlap: windows i and i + q*ceil(k/s) are
-    at least k apart, so each group routes into disjoint input regions."""
-    (kh, kw), (sh, sw) = geometry.kernel, geometry.stride
-    gh, gw = -(-kh // sh), -(-kw // sw)
-    ho, wo = geometry.output_shape[2:]
-    rows, cols = np.arange(ho)[:, None], np.arange(wo)[None, :]
-    return [((rows % gh == a) & (cols % gw == b)) for a in range(gh) for b in range(gw)]
-
-
-def _scatter_taps(mask_taps: np.ndarray, geometry: PoolGeometry) -> np.ndarray:
-    """Boolean over padded input positions: True where some masked (window, tap) lands."""
-    n, c, h, w = geometry.input_shape
-    ph, pw = geometry.padding
-    covered = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=bool)
-    for u in range(geometry.kernel[0]):
-        for v in range(geometry.kernel[1]):
-            view = _tap(covered, (u, v), geometry.output_shape[2:], geometry.stride)
-            view |= mask_taps[..., u, v]
-    return covered
-
-
 def pool_membership(
     x: np.ndarray,
     geometry: PoolGeometry,
@@ -87,10 +64,9 @@ def pool_membership(
     and the probes must add up to the full backward (overlaps accumulate, `+=` not `=`).
     """
     g = np.asarray(upstream, dtype=np.float64)
-    argmax = pool_argmax_sets(x, geometry)
-    ph, pw = geometry.padding
+    argmax = argmax_sets(x, geometry)
     total = np.zeros(geometry.input_shape, dtype=np.float64)
-    for group in _probe_groups(geometry):
+    for group in probe_groups(geometry):
         probe_g = np.where(group, g, 0.0)
         dx = np.asarray(backward(probe_g.astype(upstream.dtype)), dtype=np.float64)
         total += dx
@@ -111,8 +87,7 @@ def pool_membership(
         negative = compare(np.minimum(signed, 0.0), np.zeros_like(signed), tol)
         if not negative.ok:
             return Membership(False, "a window routes a share with the wrong sign to one of its maxima", negative)
-        covered = _scatter_taps(on_max, geometry)[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]
-        stray = _stray(dx, covered, g, tol)
+        stray = _stray(dx, covered(on_max, geometry), g, tol)
         if not stray.ok:
             return Membership(False, f"gradient lands on {stray.worst_index}, which is no window's maximum", stray)
     full = compare(np.asarray(grad, dtype=np.float64), total, tol)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnn._args import Pair, pair, require_array, require_shape
-from cnn.ops import _tap, corr_output_size, pad2d
+from cnn.ops import corr_output_size, pad2d, window_view
 
 IntOrPair = int | Sequence[int]
 
@@ -59,14 +59,14 @@ def max_pool2d(
     # so ties keep the earliest tap; as taps come in increasing order, the winner's index is
     # max(argmax, index * better).
     candidate = np.empty(out_shape, dtype=x.dtype)
-    np.copyto(candidate, _tap(xp, taps[0], out_shape[2:], s))
+    np.copyto(candidate, window_view(xp, taps[0], out_shape[2:], s))
     best = np.fmax(candidate, -np.inf)
     index_type = np.min_scalar_type(len(taps) - 1)
     winner = np.zeros(out_shape, dtype=index_type)
     better = np.empty(out_shape, dtype=bool)
     scaled = np.empty(out_shape, dtype=index_type)
     for index, (u, v) in enumerate(taps[1:], start=1):
-        np.copyto(candidate, _tap(xp, (u, v), out_shape[2:], s))
+        np.copyto(candidate, window_view(xp, (u, v), out_shape[2:], s))
         np.greater(candidate, best, out=better)
         np.fmax(best, candidate, out=best)
         np.multiply(better, index_type.type(index), out=scaled)
@@ -89,7 +89,7 @@ def _rare_windows(xp, best, argmax, taps, out_shape, stride, padding, hw) -> Non
     nan_done = np.zeros(out_shape, dtype=bool)
     inf_todo = np.isneginf(best)
     for index, (u, v) in enumerate(taps):
-        candidate = _tap(xp, (u, v), out_shape[2:], stride)
+        candidate = window_view(xp, (u, v), out_shape[2:], stride)
         is_nan = np.isnan(candidate) & ~nan_done
         best[is_nan] = np.nan
         argmax[is_nan] = index
@@ -145,7 +145,7 @@ def max_pool2d_backward(
             np.equal(argmax, u * k[1] + v, out=picked)
             np.multiply(picked, ones, out=mask)
             np.bitwise_and(g_bits, mask, out=share.view(bits))
-            view = _tap(dxp, (u, v), expected[2:], s)
+            view = window_view(dxp, (u, v), expected[2:], s)
             if disjoint:  # dX~ is 0 there: 0 + share, which also turns a -0 into +0
                 np.add(share, 0.0, out=view)
             else:
