@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jobs_list = [int(j) for j in args.jobs.split(",") if j.strip()]
 
-    from checks import isolate
-    from checks.grade import grade
+    from checks.front.grade import grade
+    from checks.sandbox import isolate
 
     with tempfile.TemporaryDirectory(prefix="cnn-gradcheck-bench-") as scratch:
         root = Path(args.keep) if args.keep else Path(scratch)

@@ -1,7 +1,7 @@
 """cnn-gradcheck's checker: oracles, strategies, kink-aware verdicts, adapters and reports.
 
 Public API (everything else is internal):
-- ``LayerSpec``, ``Param``, ``Supports``: describe a layer as you wrote it (checks.adapters).
+- ``LayerSpec``, ``Param``, ``Supports``: describe a layer as you wrote it (checks.adapt.adapters).
 - ``check(spec, ...) -> Report``: run every property on it (checks.api).
 - ``presets``: LayerSpecs for the seed-article style and CS231n function pairs.
 - ``Report``: ``passed``, ``render()``, ``to_json()``.
@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING
 __all__ = ["LayerSpec", "Param", "Report", "Supports", "check", "presets"]
 
 _HOME = {
-    "LayerSpec": "checks.adapters",
-    "Param": "checks.adapters",
-    "Supports": "checks.adapters",
+    "LayerSpec": "checks.adapt.adapters",
+    "Param": "checks.adapt.adapters",
+    "Supports": "checks.adapt.adapters",
     "check": "checks.api",
     "Report": "checks.report",
-    "presets": "checks.presets",
+    "presets": "checks.adapt.presets",
 }
 
 if TYPE_CHECKING:
-    from checks import presets
-    from checks.adapters import LayerSpec, Param, Supports
+    from checks.adapt import presets
+    from checks.adapt.adapters import LayerSpec, Param, Supports
     from checks.api import check
     from checks.report import Report
 

@@ -1,8 +1,8 @@
-"""``python -m checks``: the cnn-gradcheck command line (see checks.cli)."""
+"""``python -m checks``: the cnn-gradcheck command line (see checks.front.cli)."""
 
 import sys
 
-from checks.cli import main
+from checks.front.cli import main
 
 if __name__ == "__main__":  # not when a spawned selftest worker re-imports the main module
     sys.exit(main())

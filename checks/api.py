@@ -16,14 +16,16 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
-from checks import explain, layouts, properties
+from checks import explain
 from checks import strategies as cs
-from checks.adapters import LayerSpec, Supports
-from checks.guard import Limits
+from checks.adapt import layouts
+from checks.adapt.adapters import LayerSpec, Supports
+from checks.adapt.guard import Limits
+from checks.pipeline import properties
+from checks.pipeline.runner import Runner
+from checks.pipeline.trial import Options
 from checks.report import PropertyReport, Report
-from checks.runner import Runner
 from checks.settings import DEFAULT_MAX_EXAMPLES
-from checks.trial import Options
 
 MODES = {
     "conv": ("separated", "mixed"),

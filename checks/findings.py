@@ -14,7 +14,7 @@ class Finding:
     """property: e.g. "forward", "grad_input", "linearity"; status: pass/fail/skip/inconclusive;
     oracle: what judged ("torch", "fd", "subgradient", "reference", "structure"); message: one line
     a person can act on; case: the case in one line; comparison: the numbers, when there are any;
-    cause: why the layer failed when a LayerFault ended the property (a checks.guard.Cause value:
+    cause: why the layer failed when a LayerFault ended the property (a checks.adapt.guard.Cause value:
     "raised", "timeout", "memory", ...), else None."""
 
     property: str

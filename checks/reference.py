@@ -1,7 +1,7 @@
 """The intended computation of each layer kind, in NumPy through our reference layers (cnn/).
 
 ``forward(case_kind, geometry, inputs, labels)`` returns the output Z and the kink sites met on the
-way (ReLU inputs, pool inputs), which is what ``checks.kinks`` needs to decide whether finite
+way (ReLU inputs, pool inputs), which is what ``checks.oracles.kinks`` needs to decide whether finite
 differences may judge.
 """
 
@@ -21,7 +21,7 @@ from checks.geometry import (
     NetworkGeometry,
     PoolGeometry,
 )
-from checks.kinks import KinkSite
+from checks.oracles.kinks import KinkSite
 
 Arrays = Mapping[str, np.ndarray]
 Forward = tuple[np.ndarray, list[KinkSite]]

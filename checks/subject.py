@@ -1,6 +1,6 @@
 """The one interface the check pipeline talks to: a layer under test in canonical layout.
 
-Adapters (checks.adapters) turn a user's layer, in whatever convention it was written, into a
+Adapters (checks.adapt.adapters) turn a user's layer, in whatever convention it was written, into a
 Subject; ``reference_subject`` does the same for our own layers in cnn/.
 
 Contract: ``forward(inputs)`` computes Z from "input" and the parameters (canonical layout, the

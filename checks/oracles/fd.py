@@ -7,7 +7,7 @@ Directional:    <dL/dx, u> ~ (L(x + h u) - L(x - h u)) / (2 h),  h = eps * max(1
                 u a random signed direction with |u_i| in [0.1, 1] (every entry takes part).
 Two evaluations per entry, or two per direction whatever the size. Inputs are promoted to float64
 copies, so neither the caller's arrays nor the layer's dtype change. An estimate is kept only where
-the activation pattern is the same at x - h u, x and x + h u (see checks.kinks): elsewhere it is
+the activation pattern is the same at x - h u, x and x + h u (see checks.oracles.kinks): elsewhere it is
 marked untrusted and the difference never judges.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checks.kinks import same_signature
+from checks.oracles.kinks import same_signature
 
 Arrays = Mapping[str, np.ndarray]
 Loss = Callable[[Arrays], float]

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from checks import kinks, properties
 from checks.case import Case
 from checks.findings import FAIL, PASS, Finding
+from checks.oracles import kinks
+from checks.pipeline import properties
+from checks.pipeline.trial import Options, Trial
 from checks.subject import Subject, SubjectFactory, reference_subject
-from checks.trial import Options, Trial
 
 JUDGED = (PASS, FAIL)
 """Statuses that mean an oracle actually compared something (skip and inconclusive did not)."""

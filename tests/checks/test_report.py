@@ -12,12 +12,12 @@ import pytest
 
 from checks import strategies as cs
 from checks.compare import Comparison, compare
+from checks.explain.mistakes import mistaken
 from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
-from checks.mistakes import mistaken
+from checks.pipeline.runner import Runner
+from checks.pipeline.trial import Options
 from checks.report import SCHEMA_VERSION, PropertyReport, Report, aggregate
-from checks.runner import Runner
 from checks.tolerances import Tolerance
-from checks.trial import Options
 
 TOP_FIELDS = {"schema_version", "target", "kind", "passed", "error", "settings", "properties"}
 PROPERTY_FIELDS = {"property", "status", "examples", "oracles", "findings", "replay"}

@@ -6,7 +6,10 @@ import inspect
 import subprocess
 import sys
 
-from checks import api, grade, isolate, runner, settings
+from checks import api, settings
+from checks.front import grade
+from checks.pipeline import runner
+from checks.sandbox import isolate
 
 
 def test_every_sandbox_status_has_an_exit_status_and_only_the_documented_ones_are_used():

@@ -9,7 +9,7 @@ import pytest
 
 import cnn
 from checks.geometry import PoolGeometry
-from checks.kinks import pool_argmax_sets
+from checks.oracles.kinks import pool_argmax_sets
 from checks.subgradient import pool_membership, relu_membership
 from checks.tolerances import TOLERANCES
 

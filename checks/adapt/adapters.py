@@ -1,0 +1,361 @@
+"""Adapters: a user's layer, as they wrote it, presented to the pipeline as a canonical Subject.
+
+A ``LayerSpec`` says how to build the layer for a geometry, its layouts, where its parameters and
+their gradients live, and what it supports. ``ClassSubject`` then, per call:
+
+forward(inputs):  build once; if the parameters do not exist yet (lazy layers), run one forward to
+                  create them; install the case's parameters in the user's layout; call forward on
+                  the input in the user's layout; map the output back to canonical.
+backward(G):      map G to the user's output layout; reset accumulated gradients; stand a recording
+                  optimizer in if the layer hands gradients to one; call backward; read dL/dX and
+                  the parameter gradients from wherever they live (attributes, the return value, the
+                  optimizer, or the parameter change of an SGD step: g = (W_before - W_after) / lr);
+                  restore the parameters, so backward is a pure function of the last forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from checks.adapt import layouts, paths
+from checks.adapt.guard import Cause, LayerFault
+from checks.case import Case
+from checks.geometry import Geometry
+
+GRADIENT_SOURCES = ("attributes", "returned", "sgd", "optimizer")
+Bound = int | tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Param:
+    """attr: path of the parameter on the layer ("filters", "W", "params['w']"); layout: a weight
+    layout from checks.adapt.layouts (biases: None, reshaped to whatever shape the layer keeps); grad:
+    path of its gradient after backward (with gradients="attributes")."""
+
+    attr: str
+    layout: str | None = None
+    grad: str | None = None
+
+
+@dataclass(frozen=True)
+class Supports:
+    """What the layer can do; generation stays inside it. Each bound is an int (fixed) or an
+    inclusive (min, max) pair. Defaults are small on purpose: shrinking finds minimal failures and
+    loop-based layers stay fast.
+
+    channels: input channels (conv, pool); filters: conv output channels; stride "kernel": pools
+    whose stride always equals their window; square: square inputs, kernels, strides, paddings;
+    remainder: False for layers that need the stride to divide the input exactly; bias: None draws
+    with and without, else fixed; features / out_features: dense in and out sizes (features: each
+    feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
+    ReLU input rank; dtypes: the float dtypes the layer accepts."""
+
+    batch: Bound = (1, 3)
+    channels: Bound = (1, 3)
+    filters: Bound = (1, 3)
+    kernel: Bound = (1, 3)
+    stride: Bound | str = (1, 2)
+    padding: Bound = (0, 1)
+    dilation: Bound = 1
+    output: Bound = (1, 4)
+    square: bool = False
+    remainder: bool = True
+    bias: bool | None = None
+    features: Bound = (1, 6)
+    features_ndim: Bound = (1, 3)
+    out_features: Bound = (1, 5)
+    ndim: Bound = (2, 4)
+    dtypes: tuple[str, ...] = ("float64",)
+
+
+@dataclass
+class LayerSpec:
+    """Everything the harness needs to check one user layer (see the module docstring).
+
+    kind: "conv", "maxpool", "relu", "dense" or "flatten"; build(geometry) -> the layer object;
+    gradients: where parameter gradients come from, one of GRADIENT_SOURCES; returns_input_grad:
+    False for layers whose backward returns no dL/dX (e.g. a first layer returning None).
+    """
+
+    kind: str
+    build: Callable[[Geometry], Any]
+    input_layout: str = "NCHW"
+    output_layout: str | None = None
+    params: Mapping[str, Param] = field(default_factory=dict)
+    gradients: str = "attributes"
+    lr_attr: str = "lr"
+    optimizer_attr: str = "optimizer"
+    reset: str | None = None
+    returns_input_grad: bool = True
+    forward_method: str = "forward"
+    backward_method: str = "backward"
+    supports: Supports = field(default_factory=Supports)
+    dtype: Any = np.float64
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.gradients not in GRADIENT_SOURCES:
+            raise ValueError(f"gradients={self.gradients!r}; expected one of {GRADIENT_SOURCES}")
+        unknown = set(self.params) - {"weight", "bias"}
+        if unknown:
+            raise ValueError(f"params may name 'weight' and 'bias', got {sorted(unknown)}")
+        for layout in (self.input_layout, self.output_layout or self.input_layout):
+            if layout not in layouts.ACTIVATION_LAYOUTS:
+                raise ValueError(f"unknown layout {layout!r}; known: {layouts.ACTIVATION_LAYOUTS}")
+
+    @property
+    def out_layout(self) -> str:
+        return self.output_layout or self.input_layout
+
+    def subject(self, case: Case) -> ClassSubject:
+        """The SubjectFactory: a fresh adapter (and a fresh layer) per case."""
+        return ClassSubject(self, case)
+
+
+class RecordingOptimizer:
+    """Stands in for the layer's optimizer: ``update(param, grad)`` records grad by the param's identity."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[object, np.ndarray]] = []
+
+    def update(self, param: object, grad: np.ndarray, *args: object, **kwargs: object) -> None:
+        self.seen.append((param, np.array(grad, copy=True)))
+
+    step = apply = update
+
+    def grad_for(self, param: object) -> np.ndarray | None:
+        for p, g in reversed(self.seen):
+            if p is param:
+                return g
+        return None
+
+
+class ClassSubject:
+    """A LayerSpec bound to one case: the canonical forward/backward the pipeline calls."""
+
+    def __init__(self, spec: LayerSpec, case: Case) -> None:
+        self.spec, self.case = spec, case
+        self.layer = spec.build(case.geometry)
+        self.shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
+        self._installed: dict[str, np.ndarray] = {}
+
+    # -- parameters ------------------------------------------------------------------------------
+    def _to_user_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        param = self.spec.params[name]
+        if param.layout is not None:
+            return layouts.weight_to_user(value, param.layout)
+        current = paths.resolve(self.layer, param.attr) if paths.exists(self.layer, param.attr) else None
+        shape = np.shape(current) if current is not None and np.size(current) == value.size else value.shape
+        return np.ascontiguousarray(value.reshape(shape))
+
+    def _to_canonical_grad(self, name: str, grad: object) -> np.ndarray:
+        expected = self.case.inputs[name].shape
+        if grad is None:
+            raise LayerFault("backward", f"no gradient for {name!r} was found", self.shapes, cause=Cause.MISSING)
+        array = np.asarray(grad)
+        param = self.spec.params[name]
+        try:
+            if param.layout is not None:
+                return layouts.weight_to_canonical(array, param.layout)
+        except ValueError as exc:
+            raise LayerFault("backward", f"gradient for {name!r}: {exc}", self.shapes, cause=Cause.SHAPE) from None
+        if array.size != int(np.prod(expected)):
+            raise LayerFault(
+                "backward",
+                f"gradient for {name!r} has shape {array.shape}, expected {expected} entries in any shape",
+                self.shapes,
+                cause=Cause.SHAPE,
+                actual_shape=array.shape,
+            )
+        return array.reshape(expected)
+
+    def _install(self, inputs: Mapping[str, np.ndarray]) -> None:
+        for name in self.spec.params:
+            if name in inputs:
+                value = self._to_user_param(name, inputs[name]).astype(self.case.dtype, copy=True)
+                paths.assign(self.layer, self.spec.params[name].attr, value)
+                self._installed[name] = value.copy()
+
+    def _restore(self) -> None:
+        for name, value in self._installed.items():
+            paths.assign(self.layer, self.spec.params[name].attr, value.copy())
+
+    # -- calls -----------------------------------------------------------------------------------
+    def _call(self, method: str, *args: object) -> object:
+        fn = getattr(self.layer, method, None)
+        if not callable(fn):
+            raise LayerFault("adapt", f"the layer has no method {method!r}", self.shapes, cause=Cause.ADAPT)
+        return fn(*args)
+
+    def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        x = layouts.to_user(inputs["input"], self.spec.input_layout).astype(self.case.dtype, copy=False)
+        if any(not paths.exists(self.layer, p.attr) for p in self.spec.params.values()):
+            self._call(self.spec.forward_method, x.copy())  # a lazy layer creates its parameters now
+        self._install(inputs)
+        before = x.copy()
+        y = self._call(self.spec.forward_method, x)
+        _mirror_writes(x, before, inputs["input"], self.spec.input_layout)
+        return self._canonical(y, self.spec.out_layout, self.case.geometry.output_shape, "forward", "output")
+
+    def _canonical(self, y: object, layout: str, canonical_shape: tuple, stage: str, what: str) -> np.ndarray:
+        if not isinstance(y, np.ndarray):
+            if y is None:
+                raise LayerFault(stage, f"returned None instead of the {what}", self.shapes, cause=Cause.TYPE)
+            if isinstance(y, (tuple, list)):
+                raise LayerFault(
+                    stage,
+                    f"returned a {type(y).__name__} of length {len(y)} instead of the {what} array",
+                    self.shapes,
+                    cause=Cause.TYPE,
+                )
+            if not np.isscalar(y):
+                detail = f"returned {type(y).__name__} instead of an ndarray {what}"
+                raise LayerFault(stage, detail, self.shapes, cause=Cause.TYPE)
+            y = np.asarray(y)
+        expected = layouts.to_user(np.empty(canonical_shape), layout).shape
+        if y.shape != expected:
+            detail = f"{what} has shape {y.shape}, expected {expected} (layout {layout})"
+            raise LayerFault(stage, detail, self.shapes, cause=Cause.SHAPE, actual_shape=y.shape)
+        return layouts.to_canonical(y, layout)
+
+    def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
+        spec = self.spec
+        g = layouts.to_user(upstream, spec.out_layout).astype(self.case.dtype, copy=False)
+        self._reset()
+        recorder = None
+        if spec.gradients == "optimizer":
+            recorder = RecordingOptimizer()
+            paths.assign(self.layer, spec.optimizer_attr, recorder)
+        before = {n: np.array(paths.resolve(self.layer, p.attr), copy=True) for n, p in spec.params.items()}
+        live = {n: paths.resolve(self.layer, p.attr) for n, p in spec.params.items()}
+        g_before = g.copy()
+        try:
+            result = self._call(spec.backward_method, g)
+            _mirror_writes(g, g_before, upstream, spec.out_layout)
+            grads = self._read(result, before, live, recorder)
+        finally:
+            self._restore()
+        return grads
+
+    def _reset(self) -> None:
+        reset = self.spec.reset
+        if reset is None:
+            return
+        if reset == "zero":
+            for p in self.spec.params.values():
+                if p.grad and paths.exists(self.layer, p.grad):
+                    paths.assign(self.layer, p.grad, np.zeros_like(np.asarray(paths.resolve(self.layer, p.grad))))
+        else:
+            self._call(reset)
+
+    def _read(
+        self, result: object, before: dict, live: dict, recorder: RecordingOptimizer | None
+    ) -> dict[str, np.ndarray]:
+        spec = self.spec
+        grads: dict[str, np.ndarray] = {}
+        dx = result
+        if spec.gradients == "returned":
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise LayerFault(
+                    "backward",
+                    f"expected (dX, [parameter gradients]) from backward, got {_describe(result)}",
+                    self.shapes,
+                    cause=Cause.TYPE,
+                )
+            dx, returned = result
+            if not isinstance(returned, (tuple, list)) or len(returned) != len(spec.params):
+                raise LayerFault(
+                    "backward",
+                    f"expected {len(spec.params)} parameter gradients, got {_describe(returned)}",
+                    self.shapes,
+                    cause=Cause.TYPE,
+                )
+            raw = dict(zip(spec.params, returned, strict=True))
+        elif spec.gradients == "attributes":
+            raw = {}
+            for name, p in spec.params.items():
+                if not p.grad:
+                    raise LayerFault(
+                        "adapt", f"Param for {name!r} names no grad attribute", self.shapes, cause=Cause.ADAPT
+                    )
+                try:
+                    raw[name] = paths.resolve(self.layer, p.grad)
+                except (AttributeError, KeyError, IndexError, TypeError) as exc:
+                    raise LayerFault(
+                        "backward",
+                        f"gradient {p.grad!r} not found on the layer ({type(exc).__name__}: {exc})",
+                        self.shapes,
+                        cause=Cause.MISSING,
+                    ) from None
+        elif spec.gradients == "optimizer":
+            raw = {name: recorder.grad_for(live[name]) for name in spec.params}  # type: ignore[union-attr]
+        else:
+            raw = self._sgd_gradients(before)
+        # A gradient that cannot be read is reported against that gradient alone (as a LayerFault
+        # value), so a layer whose backward returns None can still be judged on its weights.
+        if spec.returns_input_grad:
+            grads["input"] = _or_fault(
+                lambda: self._canonical(
+                    dx, spec.input_layout, self.case.geometry.input_shape, "backward", "input gradient"
+                )
+            )
+        for name in spec.params:
+            if name in self.case.inputs:
+                grads[name] = _or_fault(lambda name=name: self._to_canonical_grad(name, raw.get(name)))
+        return grads
+
+    def _sgd_gradients(self, before: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """g = (W_before - W_after) / lr, from the step the layer took inside backward."""
+        try:
+            lr = float(paths.resolve(self.layer, self.spec.lr_attr))  # type: ignore[arg-type]
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            raise LayerFault(
+                "adapt",
+                f"gradients='sgd' needs a learning rate at {self.spec.lr_attr!r}",
+                self.shapes,
+                cause=Cause.ADAPT,
+            ) from None
+        if lr == 0:
+            detail = "the layer's learning rate is 0: no step to recover a gradient from"
+            raise LayerFault("adapt", detail, self.shapes, cause=Cause.ADAPT)
+        out = {}
+        for name, p in self.spec.params.items():
+            after = np.asarray(paths.resolve(self.layer, p.attr), dtype=np.float64)
+            if after.shape != before[name].shape:
+                raise LayerFault(
+                    "backward",
+                    f"parameter {p.attr!r} changed shape from {before[name].shape} to {after.shape}",
+                    self.shapes,
+                    cause=Cause.SHAPE,
+                )
+            out[name] = ((before[name].astype(np.float64) - after) / lr).astype(self.case.dtype)
+        return out
+
+
+def _mirror_writes(user: np.ndarray, before: np.ndarray, canonical: np.ndarray, layout: str) -> None:
+    """The layer got a copy in its own layout; if it wrote into it, write the same change into the
+    caller's canonical array, so no_mutation sees it whatever the layout."""
+    if not np.array_equal(user, before, equal_nan=True) and isinstance(canonical, np.ndarray):
+        try:
+            canonical[...] = layouts.to_canonical(user, layout)
+        except (ValueError, TypeError):
+            pass  # the layer changed the array's shape: no_mutation still sees the values differ
+
+
+def _or_fault(read: Callable[[], np.ndarray]) -> np.ndarray | LayerFault:
+    try:
+        return read()
+    except LayerFault as fault:
+        return fault
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return type(value).__name__

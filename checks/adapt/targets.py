@@ -1,0 +1,357 @@
+"""Targets: turn ``path/to/file.py:Name`` or ``package.module:Name`` (plus a kind and a preset) into a LayerSpec.
+
+- ``Name`` is a LayerSpec: used as is (its kind wins; a different ``kind`` is an error).
+- ``Name`` is a class: ``preset`` says how to drive it (``seed``, ``nchw``, or ``function_pair`` with the
+  class as the namespace of the functions); without a preset this is an error that says so.
+- no ``Name`` (``file.py`` or ``file.py:``), or ``preset="function_pair"``: CS231n-style function pairs
+  found in the module (``presets.function_pair``); the kind may be omitted when the module holds the
+  pair of one kind only.
+
+Every failure raises ``TargetError`` whose message is one line naming the target and the reason. The
+user's module runs under ``checks.adapt.guard.call``: its exceptions (``SystemExit`` included), a hang and
+its printing are contained. A file is imported under a module name unique to its resolved path, so two
+``layers.py`` in different folders never collide in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import keyword
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+KINDS = ("conv", "maxpool", "relu", "dense", "flatten")
+PRESETS = ("seed", "function_pair", "nchw")
+IMPORT_SECONDS = 120.0  # generous: a user's module may import torch or build a dataset at import time
+_MODULE_PREFIX = "_cnn_gradcheck_target_"
+_FOUND_LIMIT = 12
+
+
+class TargetError(Exception):
+    """The target cannot be loaded or adapted; ``str()`` is one line a person can act on. ``cause`` is the
+    guard's typed cause (a checks.adapt.guard.Cause) when running the user's code failed, else None."""
+
+    def __init__(self, reason: str, cause: object | None = None) -> None:
+        super().__init__(" ".join(str(reason).split()))
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed TARGET: ``location`` is a file path or a dotted module name; ``name`` the attribute
+    after the colon ("" or None for function pairs); ``is_file`` tells which kind of location."""
+
+    text: str
+    location: str
+    name: str | None
+    is_file: bool
+
+    @property
+    def where(self) -> str:
+        """The location as the user wrote it, for messages."""
+        return self.location
+
+
+def parse(text: str) -> Target:
+    """Split TARGET at its last colon when what follows is empty or a (dotted) identifier.
+
+    ``a/b.py:Conv`` -> file a/b.py, name Conv; ``a/b.py:`` and ``a/b.py`` -> file, no name;
+    ``pkg.mod:Conv`` -> module pkg.mod, name Conv; ``pkg.mod`` -> module, no name.
+    """
+    text = text.strip()
+    if not text:
+        raise TargetError("empty TARGET: expected path/to/file.py:Name or package.module:Name")
+    location, name = text, None
+    head, sep, tail = text.rpartition(":")
+    if sep and head and (tail == "" or _is_dotted_identifier(tail)):
+        location, name = head, tail or None
+    is_file = location.endswith(".py") or "/" in location or os.sep in location or Path(location).is_file()
+    if not is_file and not _is_dotted_identifier(location):
+        raise TargetError(f"{text}: not a .py file or a dotted module name")
+    return Target(text, location, name, is_file)
+
+
+def _is_dotted_identifier(text: str) -> bool:
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in text.split("."))
+
+
+# -- importing ----------------------------------------------------------------------------------------
+
+
+def module_name_for(path: Path) -> str:
+    """A sys.modules name unique to the resolved path: the stem (for readable reprs) and a digest."""
+    resolved = str(path.resolve())
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"{_MODULE_PREFIX}{stem}_{hashlib.sha1(resolved.encode()).hexdigest()[:12]}"
+
+
+@contextmanager
+def _on_sys_path(directory: str) -> Iterator[None]:
+    """``directory`` first on sys.path while the user's module imports (for its sibling modules)."""
+    added = directory not in sys.path
+    if added:
+        sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        if added and directory in sys.path:
+            sys.path.remove(directory)
+
+
+def _guarded(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) under checks.adapt.guard (no memory cap: importing torch maps a lot of address space)."""
+    from checks.adapt.guard import Limits, call
+
+    return call(stage, fn, *args, limits=Limits(seconds=IMPORT_SECONDS, memory_bytes=None))
+
+
+def _describe_failure(where: str, fault: BaseException, filename: str | None) -> str:
+    """One line for a LayerFault raised while importing ``filename`` (shown as ``where``).
+
+    The guard chains the user's exception as ``__cause__``; for sys.exit, a time-out or memory it words
+    the reason itself and the original exception is only the ``__context__`` (still good for a line)."""
+    original = fault.__cause__ or fault.__context__ or fault
+    if isinstance(original, SyntaxError):
+        line = f"line {original.lineno}: " if original.lineno else ""
+        shown = where if _same_file(original.filename, filename) else (original.filename or where)
+        return f"{shown}: {line}{type(original).__name__}: {original.msg}"
+    lineno = _user_line(original, filename)
+    prefix = f"{where}: line {lineno}: " if lineno else f"{where}: "
+    if fault.__cause__ is None:
+        return f"{prefix}importing it {getattr(fault, 'detail', fault)}"
+    text = str(original).strip()
+    return f"{prefix}{type(original).__name__}" + (f": {text.splitlines()[0]}" if text else "")
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _user_line(exc: BaseException, filename: str | None) -> int | None:
+    """The line of ``filename`` in exc's traceback (its last frame there), if any."""
+    if filename is None or exc.__traceback__ is None:
+        return None
+    lines = [fs.lineno for fs in traceback.extract_tb(exc.__traceback__) if _same_file(fs.filename, filename)]
+    return lines[-1] if lines else None
+
+
+_FILE_CACHE: dict[tuple[str, int, int], ModuleType] = {}
+
+
+def import_file(path: Path, shown: str | None = None) -> ModuleType:
+    """Import the Python file at ``path`` under a unique module name (cached per path and mtime)."""
+    import importlib.util
+
+    shown = shown or str(path)
+    if not path.exists():
+        raise TargetError(f"{shown}: no such file")
+    if not path.is_file():
+        raise TargetError(f"{shown}: not a file")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _FILE_CACHE:
+        return _FILE_CACHE[key]
+    name = module_name_for(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"{shown}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses, pickle and typing look a class's module up here
+    from checks.adapt.guard import LayerFault
+
+    try:
+        with _on_sys_path(str(path.resolve().parent)):
+            _guarded("import", spec.loader.exec_module, module)
+    except LayerFault as fault:
+        sys.modules.pop(name, None)
+        raise TargetError(_describe_failure(shown, fault, str(path)), fault.cause) from None
+    _FILE_CACHE[key] = module
+    return module
+
+
+def import_dotted(dotted: str, root: Path) -> ModuleType:
+    """Import ``package.module`` with ``root`` first on sys.path."""
+    from checks.adapt.guard import LayerFault
+
+    try:
+        with _on_sys_path(str(root)):
+            return _guarded("import", importlib.import_module, dotted)
+    except LayerFault as fault:
+        cause = fault.__cause__
+        if isinstance(cause, ModuleNotFoundError) and cause.name and dotted.startswith(cause.name):
+            raise TargetError(f"{dotted}: no module named {cause.name!r} (searched {root} and sys.path)") from None
+        filename = None
+        if cause is not None and cause.__traceback__ is not None:
+            frames = traceback.extract_tb(cause.__traceback__)
+            filename = next((f.filename for f in reversed(frames) if "importlib" not in f.filename), None)
+        raise TargetError(_describe_failure(dotted, fault, filename), fault.cause) from None
+
+
+def import_target(target: Target, root: Path | None = None) -> ModuleType:
+    """The module a parsed target names; a relative file path is taken relative to ``root`` (default: cwd)."""
+    base = Path(root) if root is not None else Path.cwd()
+    if target.is_file:
+        path = Path(target.location)
+        return import_file(path if path.is_absolute() else base / path, target.location)
+    return import_dotted(target.location, base)
+
+
+# -- adapting -----------------------------------------------------------------------------------------
+
+
+def _found(module: ModuleType) -> str:
+    """The classes and LayerSpecs a module defines, for a 'no name' message."""
+    from checks.adapt.adapters import LayerSpec
+
+    names = []
+    for attr, value in vars(module).items():
+        if attr.startswith("_"):
+            continue
+        if isinstance(value, LayerSpec) or (
+            isinstance(value, type) and getattr(value, "__module__", None) == module.__name__
+        ):
+            names.append(attr)
+    if not names:
+        return "it defines no classes or LayerSpecs"
+    more = f", ... ({len(names) - _FOUND_LIMIT} more)" if len(names) > _FOUND_LIMIT else ""
+    return "found: " + ", ".join(names[:_FOUND_LIMIT]) + more
+
+
+def _check_kind(kind: str | None, option: str = "--kind") -> None:
+    if kind is not None and kind not in KINDS:
+        raise TargetError(f"{option} must be one of {', '.join(KINDS)}; got {kind!r}")
+
+
+def _check_preset(preset: str | None, option: str = "--preset") -> None:
+    if preset is not None and preset not in PRESETS:
+        raise TargetError(f"{option} must be one of {', '.join(PRESETS)}; got {preset!r}")
+
+
+def _pair_kinds(namespace: Any) -> list[str]:
+    """The kinds whose complete function pair ``namespace`` holds."""
+    from checks.adapt import presets
+
+    kinds = []
+    for kind in KINDS:
+        try:
+            presets.function_pair(kind, namespace)
+        except (ValueError, TypeError):
+            continue
+        kinds.append(kind)
+    return kinds
+
+
+def _function_pair(where: str, namespace: Any, kind: str | None) -> Any:
+    from checks.adapt import presets
+
+    if kind is None:
+        kinds = _pair_kinds(namespace)
+        if len(kinds) != 1:
+            has = f"it has {', '.join(kinds)} pairs" if kinds else "it has no complete function pair"
+            raise TargetError(f"{where}: function pairs need --kind ({has})")
+        kind = kinds[0]
+    try:
+        return presets.function_pair(kind, namespace)
+    except (ValueError, TypeError) as exc:
+        raise TargetError(f"{where}: cannot adapt it as {kind} function pairs: {exc}") from None
+
+
+def _adapt_class(where: str, cls: type, kind: str | None, preset: str | None) -> Any:
+    from checks.adapt import presets
+    from checks.adapt.guard import LayerFault
+
+    if preset is None:
+        raise TargetError(
+            f"{where} is a class: say how to drive it with --preset {'|'.join(PRESETS)} (and --kind), "
+            "or point TARGET at a LayerSpec"
+        )
+    if kind is None:
+        raise TargetError(f"{where}: --preset {preset} needs --kind ({', '.join(KINDS[:4])})")
+    if preset == "function_pair":
+        return _function_pair(where, vars(cls), kind)
+    adapt = presets.seed if preset == "seed" else presets.nchw
+    try:
+        return _guarded("adapt", adapt, kind, cls)  # the seed preset may build a probe instance
+    except LayerFault as fault:
+        cause = fault.__cause__ if fault.__cause__ is not None else fault
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if not isinstance(cause, (ValueError, LayerFault)):
+            reason = f"{type(cause).__name__}: {reason}"
+        raise TargetError(f"cannot adapt {where} with --preset {preset} --kind {kind}: {reason}") from None
+
+
+def load(
+    text: str,
+    *,
+    kind: str | None = None,
+    preset: str | None = None,
+    root: Path | str | None = None,
+    kind_option: str = "--kind",
+    preset_option: str = "--preset",
+) -> Any:
+    """The LayerSpec that TARGET ``text`` names (see the module docstring); ``root`` anchors relative
+    file paths and dotted imports (default: the current directory). ``kind_option`` and
+    ``preset_option`` are how the options are spelt in messages (the pytest plugin prefixes them)."""
+    from checks.adapt.adapters import LayerSpec
+
+    _check_kind(kind, kind_option)
+    _check_preset(preset, preset_option)
+    target = parse(text)
+    module = import_target(target, Path(root) if root is not None else None)
+    where = target.location
+    if not target.name:
+        if preset not in (None, "function_pair"):
+            raise TargetError(f"{where}: --preset {preset} needs a class: write TARGET as {where}:ClassName")
+        return _function_pair(where, module, kind)
+    try:
+        obj = module
+        for part in target.name.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise TargetError(f"no name {target.name!r} in {where} ({_found(module)})") from None
+    shown = f"{where}:{target.name}"
+    if isinstance(obj, LayerSpec):
+        if kind is not None and kind != obj.kind:
+            raise TargetError(f"{shown} is a {obj.kind!r} LayerSpec, but {kind_option} {kind} was given")
+        if preset is not None:
+            raise TargetError(f"{shown} is a LayerSpec already: drop {preset_option} {preset}")
+        return obj
+    if preset == "function_pair":
+        if isinstance(obj, (type, ModuleType, dict)):
+            return _function_pair(shown, obj if not isinstance(obj, type) else vars(obj), kind)
+        raise TargetError(f"{shown} is {_a(obj)}: --preset function_pair needs a module, class or dict")
+    if isinstance(obj, type):
+        return _adapt_class(shown, obj, kind, preset)
+    raise TargetError(f"{shown} is {_a(obj)}, not a class or a LayerSpec")
+
+
+def _a(obj: Any) -> str:
+    if isinstance(obj, ModuleType):
+        return "a module"
+    if callable(obj):
+        return "a function" if type(obj).__name__ == "function" else f"a callable {type(obj).__name__}"
+    name = type(obj).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def label(text: str, kind: str | None = None) -> str:
+    """A short display name for TARGET: its Name, else the module's stem and the kind (``layers_naive.conv``)."""
+    target = parse(text)
+    if target.name:
+        return target.name
+    stem = Path(target.location).stem if target.is_file else target.location.rsplit(".", 1)[-1]
+    return f"{stem}.{kind}" if kind else stem

@@ -1,0 +1,295 @@
+"""pytest plugin: ``pytest --layer path/to/file.py:Name`` checks a layer, one test item per property.
+
+Registered as the ``cnn_gradcheck`` pytest11 entry point, so it loads in every pytest run where
+cnn-gradcheck is installed: importing it costs nothing heavy (numpy, hypothesis and torch load only
+when a layer is given), and without a layer it does nothing at all.
+
+Settings come from the command line or from ``[tool.cnn-gradcheck]`` in the rootdir's pyproject.toml
+(the command line wins, key by key)::
+
+    [tool.cnn-gradcheck]
+    layer = "mynet/layers.py:Conv"   # relative to the rootdir (on the command line: to the cwd)
+    kind = "conv"
+    preset = "seed"
+    seed = 0
+    max_examples = 25
+
+Items are named ``cnn-gradcheck::<Name>::<property>``; a failing one shows that property's part of
+the report, and the header prints the flags that replay the run. The check runs once per process,
+for every selected property (under xdist, once per worker). With a table the items join every run:
+``-k "not cnn-gradcheck"`` or ``-p no:cnn_gradcheck`` leaves them out.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checks.adapt.targets import KINDS, PRESETS
+from checks.front import argtypes
+from checks.settings import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
+
+GROUP = "cnn-gradcheck"
+OPTION_LAYER = "--layer"
+OPTION_KIND = "--layer-kind"
+OPTION_PRESET = "--layer-preset"
+OPTION_SEED = "--layer-seed"
+OPTION_MAX_EXAMPLES = "--layer-max-examples"
+TABLE = "cnn-gradcheck"  # [tool.cnn-gradcheck] in pyproject.toml
+NODE_PREFIX = "cnn-gradcheck"
+# table key -> (option, its argparse dest)
+KEYS = {
+    "layer": (OPTION_LAYER, "cnn_gradcheck_layer"),
+    "kind": (OPTION_KIND, "cnn_gradcheck_kind"),
+    "preset": (OPTION_PRESET, "cnn_gradcheck_preset"),
+    "seed": (OPTION_SEED, "cnn_gradcheck_seed"),
+    "max_examples": (OPTION_MAX_EXAMPLES, "cnn_gradcheck_max_examples"),
+}
+
+
+_seed, _positive = argtypes.seed, argtypes.positive_int
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "cnn-gradcheck: check a layer's backward pass, one test per property")
+    group.addoption(
+        OPTION_LAYER,
+        dest=KEYS["layer"][1],
+        metavar="TARGET",
+        help="layer to check: path/to/file.py:Name (a LayerSpec or a class), package.module:Name, or a file of "
+        "function pairs; also [tool.cnn-gradcheck] layer = ... in pyproject.toml",
+    )
+    group.addoption(OPTION_KIND, dest=KEYS["kind"][1], choices=KINDS, help="layer kind (classes and function pairs)")
+    group.addoption(OPTION_PRESET, dest=KEYS["preset"][1], choices=PRESETS, help="how to drive a class")
+    group.addoption(
+        OPTION_SEED, dest=KEYS["seed"][1], type=_seed, metavar="N", help=f"hypothesis seed (default {DEFAULT_SEED})"
+    )
+    group.addoption(
+        OPTION_MAX_EXAMPLES,
+        dest=KEYS["max_examples"][1],
+        type=_positive,
+        metavar="N",
+        help=f"cases per property (default {DEFAULT_MAX_EXAMPLES})",
+    )
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to check; ``root`` anchors a relative layer path (the cwd for --layer, else the rootdir)."""
+
+    layer: str
+    kind: str | None
+    preset: str | None
+    seed: int
+    max_examples: int
+    root: Path
+
+    def flags(self) -> str:
+        """The exact command-line flags that replay this run."""
+        parts = [OPTION_LAYER, self.layer]
+        if self.kind:
+            parts += [OPTION_KIND, self.kind]
+        if self.preset:
+            parts += [OPTION_PRESET, self.preset]
+        parts += [OPTION_SEED, str(self.seed), OPTION_MAX_EXAMPLES, str(self.max_examples)]
+        return " ".join(parts)
+
+
+def read_table(pyproject: Path) -> dict[str, Any]:
+    """``[tool.cnn-gradcheck]`` of ``pyproject`` (empty when absent), validated key by key."""
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    if TABLE not in text:  # the common case: no need to parse at all
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise pytest.UsageError(
+                f"{pyproject}: reading [tool.{TABLE}] needs Python 3.11+ or the tomli package "
+                f"(pip install tomli); or pass {OPTION_LAYER} and friends on the command line"
+            ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"{pyproject}: invalid TOML: {exc}") from None
+    table = data.get("tool", {}).get(TABLE, {})
+    if not isinstance(table, dict):
+        raise pytest.UsageError(f"{pyproject}: [tool.{TABLE}] must be a table")
+    _validate(table, f"{pyproject} [tool.{TABLE}]")
+    return table
+
+
+def _validate(table: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise pytest.UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+    for key in ("layer", "kind", "preset"):
+        if key in table and not isinstance(table[key], str):
+            raise pytest.UsageError(f"{where}: {key} must be a string, got {table[key]!r}")
+    if "kind" in table and table["kind"] not in KINDS:
+        raise pytest.UsageError(f"{where}: kind must be one of {', '.join(KINDS)}, got {table['kind']!r}")
+    if "preset" in table and table["preset"] not in PRESETS:
+        raise pytest.UsageError(f"{where}: preset must be one of {', '.join(PRESETS)}, got {table['preset']!r}")
+    for key, low in (("seed", 0), ("max_examples", 1)):
+        value = table.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise pytest.UsageError(f"{where}: {key} must be an integer >= {low}, got {value!r}")
+
+
+def resolve_settings(config: pytest.Config) -> Settings | None:
+    """The command line over the pyproject table; None when neither names a layer."""
+    table = read_table(config.rootpath / "pyproject.toml")
+    given = {key: config.getoption(dest) for key, (_, dest) in KEYS.items()}
+    merged = {key: given[key] if given[key] is not None else table.get(key) for key in KEYS}
+    if not merged["layer"]:
+        return None
+    from_command_line = given["layer"] is not None
+    return Settings(
+        layer=merged["layer"],
+        kind=merged["kind"],
+        preset=merged["preset"],
+        seed=DEFAULT_SEED if merged["seed"] is None else merged["seed"],
+        max_examples=merged["max_examples"] or DEFAULT_MAX_EXAMPLES,
+        root=config.invocation_params.dir if from_command_line else config.rootpath,
+    )
+
+
+_SETTINGS = pytest.StashKey["Settings | None"]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SETTINGS] = resolve_settings(config)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        return None
+    return f"cnn-gradcheck: replay with {settings.flags()}"
+
+
+# -- collection -------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so they apply to our items too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        return
+    from checks.adapt.targets import TargetError, label
+
+    try:
+        name = label(settings.layer, settings.kind)
+    except TargetError:  # an unparsable TARGET: the collector reports why
+        name = settings.layer
+    collector = LayerCollector.from_parent(
+        session, name=f"{NODE_PREFIX}::{name}", nodeid=f"{NODE_PREFIX}::{name}", settings=settings
+    )
+    items.extend(session.genitems(collector))
+
+
+class LayerCollector(pytest.Collector):
+    """The layer: loads the target, yields one PropertyItem per property, runs the check once."""
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.spec: Any = None
+        self._report: Any = None
+        self._error: BaseException | None = None
+
+    def collect(self) -> list[pytest.Item]:
+        from checks.adapt import targets
+
+        s = self.settings
+        try:
+            self.spec = targets.load(
+                s.layer,
+                kind=s.kind,
+                preset=s.preset,
+                root=s.root,
+                kind_option=OPTION_KIND,
+                preset_option=OPTION_PRESET,
+            )
+        except targets.TargetError as exc:
+            raise self.CollectError(f"cnn-gradcheck: cannot load {s.layer}: {exc}") from None
+        from checks.api import property_names
+
+        return [PropertyItem.from_parent(self, name=prop) for prop in property_names(self.spec)]
+
+    def report_for(self, prop: str) -> Any:
+        """The property's PropertyReport, from one check of every selected property (run once)."""
+        if self._error is not None:
+            raise self._error
+        if self._report is None:
+            from checks.api import check
+
+            selected = [i.name for i in self.session.items if isinstance(i, PropertyItem) and i.parent is self]
+            try:
+                self._report = check(
+                    self.spec,
+                    max_examples=self.settings.max_examples,
+                    seed=self.settings.seed,
+                    only=selected or None,
+                    target=self.settings.layer,
+                )
+            except Exception as exc:
+                self._error = exc
+                raise
+        found = [p for p in self._report.properties if p.property == prop]
+        if not found:  # not selected when the check ran (only under unusual plugins): check it alone
+            from checks.api import check
+
+            extra = check(
+                self.spec,
+                max_examples=self.settings.max_examples,
+                seed=self.settings.seed,
+                only=[prop],
+                target=self.settings.layer,
+            )
+            self._report.properties.extend(extra.properties)
+            found = extra.properties
+        return found[0]
+
+
+class PropertyFailed(AssertionError):
+    """A property failed; ``str()`` is its part of the report."""
+
+
+class PropertyItem(pytest.Item):
+    """One property of the layer: passes, fails with the report text, or skips (skip / inconclusive)."""
+
+    parent: LayerCollector
+
+    def runtest(self) -> None:
+        from checks.findings import FAIL, INCONCLUSIVE, SKIP
+        from checks.report import Report
+
+        collector = self.parent
+        result = collector.report_for(self.name)
+        if result.status == FAIL:
+            text = Report(target=collector.settings.layer, kind=collector.spec.kind, properties=[result]).render()
+            raise PropertyFailed(f"{text}\nreplay: pytest {collector.settings.flags()}")
+        if result.status in (SKIP, INCONCLUSIVE):
+            why = result.findings[0].message if result.findings else "no oracle could judge any case"
+            pytest.skip(f"{result.status}: {why}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, PropertyFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.nodeid

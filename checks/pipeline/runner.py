@@ -1,0 +1,163 @@
+"""Drive the properties over generated cases with hypothesis and collect a Report.
+
+Each property is explored on its own, so a failure shrinks to the smallest case that breaks THAT
+property. The explorations share a cache of trials: with one seed they draw the same cases, and a
+case's forward, backward and oracle results are computed once for all properties. A layer that
+hangs or exhausts memory stops the exploration at once (no shrinking through repeated time-outs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
+
+from checks.adapt.guard import Cause
+from checks.case import Case
+from checks.findings import FAIL, INCONCLUSIVE, Finding
+from checks.pipeline import properties
+from checks.pipeline.trial import Options, Trial
+from checks.report import PropertyReport, Report, aggregate
+from checks.settings import DEFAULT_MAX_EXAMPLES
+from checks.subject import SubjectFactory
+
+
+def case_key(case: Case) -> str:
+    """A digest of everything that defines the case."""
+    h = hashlib.sha1(repr((case.kind, case.geometry, case.mode)).encode())
+    for name in sorted(case.inputs):
+        h.update(name.encode())
+        h.update(case.inputs[name].tobytes())
+        h.update(str(case.inputs[name].dtype).encode())
+    h.update(case.upstream.tobytes())
+    if case.labels is not None:
+        h.update(case.labels.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class TrialCache:
+    """The most recent trials by case digest, so properties explored in turn share the work."""
+
+    factory: SubjectFactory
+    options: Options
+    size: int = 64
+    trials: OrderedDict[str, Trial] = field(default_factory=OrderedDict)
+
+    def get(self, case: Case) -> Trial:
+        key = case_key(case)
+        if key in self.trials:
+            self.trials.move_to_end(key)
+            return self.trials[key]
+        trial = self.trials[key] = Trial(case, self.factory, self.options)
+        if len(self.trials) > self.size:
+            self.trials.popitem(last=False)
+        return trial
+
+
+class _PropertyFailed(AssertionError):
+    def __init__(self, findings: list[Finding], trial: Trial) -> None:
+        self.findings, self.trial = findings, trial
+        super().__init__("\n".join(f.line() for f in findings if f.failed))
+
+
+def _is_fatal(findings: list[Finding]) -> bool:
+    return any(f.failed and f.cause is not None and Cause(f.cause).fatal for f in findings)
+
+
+@dataclass
+class Runner:
+    """Explores every property of one layer under test. ``progress`` is called with each property
+    name before it starts and with its PropertyReport when it ends."""
+
+    cases: st.SearchStrategy[Case]
+    factory: SubjectFactory
+    options: Options = field(default_factory=Options)
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    seed: int | None = 0
+    progress: Callable[[str, PropertyReport | None], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.cache = TrialCache(self.factory, self.options)
+        self.fatal: list[Finding] | None = None
+
+    def explore(self, prop: str) -> PropertyReport:
+        """Run one property over up to ``max_examples`` cases; shrink a failure to a minimal case."""
+        if self.fatal is not None:
+            # The property that met the hang or the memory blow-up failed; this one was never tried.
+            cause = next((f.message for f in self.fatal if f.failed), "")
+            note = Finding(prop, INCONCLUSIVE, f"not explored: an earlier property stopped the check ({cause})")
+            return PropertyReport(prop, INCONCLUSIVE, 0, {}, [note], None)
+        check = properties.get(prop)
+        statuses: list[str] = []
+        oracles: Counter[str] = Counter()
+        last: list[list[Finding]] = [[]]
+        fatal: list[Finding] = []
+        count = [0]
+
+        def body(case: Case) -> None:
+            if fatal:
+                return
+            count[0] += 1
+            trial = self.cache.get(case)
+            findings = check(trial)
+            last[0] = findings
+            statuses.extend(f.status for f in findings)
+            oracles.update(f.oracle or "-" for f in findings if f.status == "pass")
+            if _is_fatal(findings):
+                fatal.extend(findings)
+                return
+            if any(f.failed for f in findings):
+                raise _PropertyFailed(findings, trial)
+
+        test = settings(
+            max_examples=self.max_examples,
+            derandomize=self.seed is None,
+            database=None,
+            deadline=None,
+            print_blob=True,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+        )(given(self.cases)(body))
+        if self.seed is not None:
+            test = hypothesis_seed(self.seed)(test)
+        try:
+            test()
+        except _PropertyFailed as failure:
+            notes = "\n".join(getattr(failure, "__notes__", []))
+            report = PropertyReport(prop, FAIL, count[0], dict(oracles), failure.findings, self._replay(notes))
+            report.trial = failure.trial
+            return report
+        except HypothesisException as exc:  # e.g. Flaky: the layer answered differently on a replay
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            finding = Finding(prop, FAIL, f"the layer is not reproducible ({message})", "structure")
+            return PropertyReport(prop, FAIL, count[0], dict(oracles), [*last[0], finding], self._replay(""))
+        if fatal:
+            self.fatal = fatal
+            return PropertyReport(prop, FAIL, count[0], dict(oracles), fatal, None)
+        kept = [f for f in last[0] if f.status != "pass"][:1]
+        return PropertyReport(prop, aggregate(statuses), count[0], dict(oracles), kept, None)
+
+    def _replay(self, notes: str) -> str:
+        seed = "derandomized" if self.seed is None else f"--seed {self.seed}"
+        text = f"replay: rerun with {seed} --max-examples {self.max_examples}"
+        blob = [line.strip() for line in notes.splitlines() if "reproduce_failure" in line]
+        return text + (f"\n{blob[0]}" if blob else "")
+
+    def run(self, props: Sequence[str], *, target: str, kind: str) -> Report:
+        reports = []
+        for prop in props:
+            if self.progress:
+                self.progress(prop, None)
+            report = self.explore(prop)
+            if self.progress:
+                self.progress(prop, report)
+            reports.append(report)
+        config = {"seed": self.seed, "max_examples": self.max_examples, "oracles": list(self.options.oracles)}
+        return Report(target, kind, reports, config)

@@ -1,0 +1,219 @@
+"""One case checked against one subject: the named steps of the pipeline, each computed once, on demand.
+
+make subject -> forward -> backward(G) -> oracles (numpy reference, torch, finite differences)
+-> comparisons (checks.pipeline.properties). Every call into the subject goes through checks.adapt.guard, so a
+misbehaving layer raises LayerFault, which the properties turn into failed findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from checks import reference
+from checks.adapt.guard import Cause, LayerFault, Limits, Transcript, call
+from checks.case import Case
+from checks.oracles import fd, kinks, torch_oracle
+from checks.subject import Subject, SubjectFactory
+from checks.tolerances import DtypeTolerances, tolerances_for
+
+
+@dataclass
+class Options:
+    """How a trial runs: which oracles, tolerance overrides, per-call limits, the seed for directions."""
+
+    oracles: tuple[str, ...] = ("torch", "fd")
+    tolerance_overrides: Mapping[str, object] | None = None
+    limits: Limits = field(default_factory=Limits)
+    seed: int = 0
+
+
+ROUNDING_ULPS = 256
+CURVED_KINDS = ("softmax_ce", "network")
+"""Kinds with a curved part: their finite-difference step is absolute (see checks.oracles.fd)."""
+
+
+class Trial:
+    """Lazily evaluated pipeline state for ``case`` and the subject ``factory`` builds for it."""
+
+    def __init__(self, case: Case, factory: SubjectFactory, options: Options | None = None) -> None:
+        self.case = case
+        self.pristine = case.copy()
+        self.factory = factory
+        self.options = options or Options()
+        self.transcript = Transcript()
+        self.tol: DtypeTolerances = tolerances_for(case.dtype, self.options.tolerance_overrides)
+        self.shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
+
+    # -- the subject -----------------------------------------------------------------------------
+    def guarded(self, stage: str, fn, *args):
+        return call(stage, fn, *args, shapes=self.shapes, limits=self.options.limits, transcript=self.transcript)
+
+    @cached_property
+    def subject(self) -> Subject:
+        return self.guarded("construct", self.factory, self.case)
+
+    def forward(self, inputs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Z from the subject at fresh copies of the inputs, validated: an ndarray of the expected
+        shape and dtype (copies, so a layer that writes into its arguments cannot corrupt the case)."""
+        source = self.pristine.inputs if inputs is None else inputs
+        inputs = {k: np.array(v, copy=True) for k, v in source.items()}
+        z = self.guarded("forward", self.subject.forward, inputs)
+        return self._validated("forward", "output", z, self.case.geometry.output_shape, self.case.dtype)
+
+    def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
+        """A fresh forward at the case, then backward(upstream): gradients keyed by input name."""
+        self.forward()
+        grads = self.guarded("backward", self.subject.backward, np.array(upstream, copy=True))
+        if not isinstance(grads, Mapping):
+            detail = f"adapter returned {type(grads).__name__}, not a mapping"
+            raise LayerFault("backward", detail, self.shapes, cause=Cause.TYPE)
+        return dict(grads)
+
+    @staticmethod
+    def usable(grads: Mapping[str, object], name: str) -> bool:
+        """True when ``grads`` holds an actual array for ``name`` (not None, not a recorded fault)."""
+        return isinstance(grads.get(name), np.ndarray)
+
+    def _validated(self, stage: str, what: str, value: object, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        if value is None:
+            raise LayerFault(stage, f"returned None instead of the {what}", self.shapes, cause=Cause.TYPE)
+        if not isinstance(value, np.ndarray):
+            if np.isscalar(value) and shape == ():
+                value = np.asarray(value, dtype=dtype)
+            else:
+                detail = f"returned {type(value).__name__} instead of an ndarray {what}"
+                raise LayerFault(stage, detail, self.shapes, cause=Cause.TYPE)
+        if value.shape != tuple(shape):
+            detail = f"{what} has shape {value.shape}, expected {tuple(shape)}"
+            raise LayerFault(stage, detail, self.shapes, cause=Cause.SHAPE, actual_shape=value.shape)
+        if value.dtype != dtype:
+            raise LayerFault(stage, f"{what} has dtype {value.dtype}, expected {dtype}", self.shapes, cause=Cause.DTYPE)
+        if not np.all(np.isfinite(value)):
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            detail = f"{what} has {bad} non-finite (NaN/inf) entries"
+            raise LayerFault(stage, detail, self.shapes, cause=Cause.NONFINITE)
+        return value
+
+    @cached_property
+    def output(self) -> np.ndarray:
+        return self.forward()
+
+    @cached_property
+    def grads(self) -> dict[str, np.ndarray]:
+        """backward(G) at the case; each expected gradient validated (missing ones raise on access)."""
+        return self.backward(self.case.upstream)
+
+    def grad(self, name: str) -> np.ndarray:
+        """dL/d(name) at the case's upstream gradient, validated."""
+        return self._gradient(self.grads, name)
+
+    def grad_at(self, upstream: np.ndarray, name: str) -> np.ndarray:
+        """dL/d(name) for another upstream gradient (fresh forward first), validated."""
+        return self._gradient(self.backward(upstream), name)
+
+    def _gradient(self, grads: Mapping[str, object], name: str) -> np.ndarray:
+        value = grads.get(name)
+        if isinstance(value, LayerFault):
+            raise value
+        if value is None:
+            detail = f"no gradient for {name!r} (got {sorted(grads) or 'none'})"
+            raise LayerFault("backward", detail, self.shapes, cause=Cause.MISSING)
+        return self._validated(
+            "backward", f"gradient for {name!r}", value, self.case.inputs[name].shape, self.case.dtype
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """The gradients the layer owes: "input" and every parameter."""
+        return list(self.case.inputs)
+
+    # -- oracles ---------------------------------------------------------------------------------
+    @cached_property
+    def reference(self) -> reference.Forward:
+        return reference.forward(self.case.kind, self.case.geometry, self.pristine.inputs, self.case.labels)
+
+    @property
+    def sites(self) -> list[kinks.KinkSite]:
+        return self.reference[1]
+
+    @cached_property
+    def at_kink(self) -> bool:
+        return kinks.at_kink(self.sites)
+
+    @cached_property
+    def torch(self) -> torch_oracle.TorchResult | None:
+        if "torch" not in self.options.oracles or not torch_oracle.available()[0]:
+            return None
+        c = self.pristine
+        return torch_oracle.gradients(c.kind, c.geometry, c.inputs, c.upstream, c.labels)
+
+    @cached_property
+    def rounding_floor(self) -> float:
+        """An absolute allowance for rounding: ROUNDING_ULPS units of the case dtype's roundoff times the
+        largest magnitude the computation involves. A gradient entry that is a sum cancelling to ~0
+        (a bias gradient over G summing to 0) is rounding noise in both the layer and the oracle."""
+        arrays = [self.reference[0], *self.pristine.inputs.values(), self.pristine.upstream]
+        if self.torch is not None:
+            arrays += [self.torch.output, *self.torch.grads.values()]
+        magnitude = max([1.0, *(float(np.max(np.abs(a), initial=0.0)) for a in arrays)])
+        return ROUNDING_ULPS * float(np.finfo(self.case.dtype).eps) * magnitude
+
+    def fd_floor(self, name: str) -> np.ndarray:
+        """The rounding bound of each central difference: ~u * sum|Z * G| / 2h (L itself may cancel,
+        so |L| would underestimate it), never below the estimate's own noise."""
+        terms = float(np.sum(np.abs(np.asarray(self.reference[0], np.float64) * self.pristine.upstream)))
+        x = self.pristine.inputs[name]
+        h = self.tol.eps * (np.maximum(1.0, np.abs(np.asarray(x, np.float64))) if self.relative_step else 1.0)
+        return fd.rounding_noise(terms, h, self.case.dtype)
+
+    @property
+    def relative_step(self) -> bool:
+        return self.case.kind not in CURVED_KINDS
+
+    @property
+    def torch_skip_reason(self) -> str:
+        if "torch" not in self.options.oracles:
+            return "torch oracle not requested"
+        return torch_oracle.available()[1]
+
+    def _signature(self):
+        if not self.sites:
+            return None
+        c = self.pristine
+        return lambda point: kinks.signature(reference.forward(c.kind, c.geometry, point, c.labels)[1])
+
+    def _forward_in_case_dtype(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        # The differences are taken in float64, but the layer is fed its own dtype (a float32
+        # layer may refuse float64); the step stays far above float32 rounding (see tolerances).
+        return self.forward({k: v.astype(self.case.dtype, copy=False) for k, v in inputs.items()})
+
+    def fd_loss(self) -> fd.Loss:
+        return fd.scalar_loss(self._forward_in_case_dtype, self.pristine.upstream)
+
+    def fd(self, name: str) -> fd.FDGradient | fd.FDDirectional:
+        """Finite differences of the SUBJECT's own forward: element-wise for small arrays, else directional."""
+        cache = self.__dict__.setdefault("_fd_cache", {})
+        if name not in cache:
+            x = self.pristine.inputs[name]
+            loss = self.fd_loss()
+            if x.size <= self.tol.max_elementwise:
+                cache[name] = fd.elementwise(
+                    loss,
+                    self.pristine.inputs,
+                    name,
+                    self.tol.eps,
+                    self._signature(),
+                    self.case.dtype,
+                    relative=self.relative_step,
+                )
+            else:
+                rng = np.random.default_rng(self.options.seed)
+                directions = fd.random_directions(x.shape, self.tol.directions, rng)
+                cache[name] = fd.directional(
+                    loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature(), self.relative_step
+                )
+        return cache[name]

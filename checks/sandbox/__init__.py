@@ -1,0 +1,1 @@
+"""Running a check's untrusted side in a process of its own, with limits."""
