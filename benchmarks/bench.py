@@ -266,6 +266,7 @@ def bench_oracles(settings: Settings) -> list[Row]:
     import numpy as np
 
     import cnn
+    from checks import kinds
     from checks.geometry import ConvGeometry
     from checks.oracles import fd, torch_oracle
 
@@ -286,7 +287,7 @@ def bench_oracles(settings: Settings) -> list[Row]:
         directions = {k: fd.random_directions(v.shape, 1, rng) for k, v in inputs.items()}
 
         def step():
-            result = torch_oracle.gradients("conv", g, inputs, up)
+            result = torch_oracle.gradients(kinds.get("conv").torch, g, inputs, up)
             probes = [fd.directional(loss, inputs, k, directions[k], 1e-4) for k in inputs]
             return result, probes
 

@@ -12,12 +12,10 @@ import numpy as np
 
 from checks.geometry import Geometry
 
-KINDS = ("conv", "maxpool", "relu", "dense", "flatten", "softmax_ce", "network")
-
 
 @dataclass(frozen=True)
 class Case:
-    """kind: one of KINDS; inputs: "input" plus parameter names (canonical layout, one dtype);
+    """kind: a layer kind (checks.kinds.NAMES); inputs: "input" plus parameter names (canonical layout, one dtype);
     upstream: G with shape geometry.output_shape (a 0-d array for losses); labels: class indices
     for losses (N,), else None; mode: how the values were drawn (e.g. "separated", "ties")."""
 
@@ -51,3 +49,15 @@ class Case:
             self.mode,
             dict(self.notes),
         )
+
+    def to_dict(self) -> dict:
+        """The case as plain data: kind, geometry (type and fields), arrays as nested lists (exact)."""
+        return {
+            "kind": self.kind,
+            "geometry": {"type": type(self.geometry).__name__, **self.geometry._asdict()},
+            "dtype": str(self.dtype),
+            "mode": self.mode,
+            "inputs": {k: v.tolist() for k, v in self.inputs.items()},
+            "upstream": self.upstream.tolist(),
+            "labels": None if self.labels is None else self.labels.tolist(),
+        }

@@ -63,9 +63,8 @@ def compare(
 def _compare(
     a: np.ndarray, e: np.ndarray, keep: np.ndarray, total: int, tol: Tolerance, extra: np.ndarray
 ) -> Comparison:
-    scale = float(np.abs(e[keep]).max())
     err = np.abs(a - e)
-    bound = tol.atol * scale + tol.rtol * np.abs(e) + extra
+    bound = tol.bound(e, scale=float(np.abs(e[keep]).max())) + extra
     bad = ((err > bound) | ~np.isfinite(a)) & keep
     ratio = np.where(keep, np.where(np.isfinite(err), err / np.maximum(bound, np.finfo(float).tiny), np.inf), -1)
     # relative error only where the expected value is non-zero: elsewhere it is meaningless
@@ -96,3 +95,24 @@ def compare_directional(actual: float, expected: float, scale: float, tol: Toler
     ok = bool(np.isfinite(actual)) and err <= bound
     rel = err / abs(expected) if expected != 0 else 0.0
     return Comparison(ok, err, rel, None, float(actual), float(expected), 0 if ok else 1, 1)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The verdict at a kink: is the layer's gradient in the set of valid (Clarke) subgradients?
+
+    ok; reason: the first violated condition in words (or why it holds); comparison: its numbers;
+    allowed: per entry, the interval [lo, hi] every valid gradient lies in, when the set is a box
+    (ReLU); evidence: what the verdict measured on the layer, kind-specific (max-pool: the routing of
+    every window), kept so that a report explains the verdict without rerunning the layer."""
+
+    ok: bool
+    reason: str
+    comparison: Comparison | None
+    allowed: tuple[np.ndarray, np.ndarray] | None = None
+    evidence: object | None = None
+
+
+def compare_interval(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: Tolerance) -> Comparison:
+    """Entry-wise lo <= actual <= hi (with tolerance); the 'expected' value is the nearest valid one."""
+    return compare(actual, np.clip(actual, lo, hi), tol)

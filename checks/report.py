@@ -29,8 +29,8 @@ class PropertyReport:
     tried; oracles: oracle -> how many findings it passed; findings: for a failure, the minimal
     failing case's findings (after shrinking), else a few representative ones; replay: how to
     reproduce the failure (hypothesis blob / seed); details: for a failing gradient, where it is
-    wrong, the minimal case and a reproduction snippet (checks.explain.Details); diagnosis: its
-    pattern summary and the known mistake it matches (checks.explain.diagnose.Diagnosis). Both are set by
+    wrong, the minimal case and a reproduction snippet (checks.explain.where.Details); diagnosis: its
+    pattern summary and the known mistake it matches (checks.explain.evidence.Diagnosis). Both are set by
     checks.explain.annotate and documented in docs/report-schema.md."""
 
     property: str

@@ -18,7 +18,6 @@ import numpy as np
 
 import cnn
 from checks.case import Case
-from checks.geometry import ConvGeometry, DenseGeometry, NetworkGeometry, PoolGeometry
 
 
 class Subject(Protocol):
@@ -70,47 +69,3 @@ class LossSubject:
         if self.body is None:
             return {"input": dlogits}
         return self.body.backward(dlogits)
-
-
-def _network(g: NetworkGeometry, dtype: np.dtype) -> tuple[cnn.Layer, dict[str, str]]:
-    def conv(c: ConvGeometry) -> cnn.Conv2D:
-        return cnn.Conv2D(c.in_channels, c.filters, c.kernel, c.stride, c.padding, c.dilation, c.bias, dtype=dtype)
-
-    def pool(p: PoolGeometry) -> cnn.MaxPool2D:
-        return cnn.MaxPool2D(p.kernel, p.stride, p.padding)
-
-    layers = [conv(g.conv1), cnn.ReLU(), pool(g.pool1), conv(g.conv2), cnn.ReLU(), pool(g.pool2), cnn.Flatten()]
-    layers.append(cnn.Dense(g.dense.in_features, g.dense.out_features, g.dense.bias, dtype=dtype))
-    names = {
-        f"{part}.{p}": f"{index}.{p}"
-        for part, index in (("conv1", 0), ("conv2", 3), ("dense", 7))
-        for p in ("weight", "bias")
-    }
-    return cnn.Sequential(*layers), names
-
-
-def reference_subject(case: Case) -> Subject:
-    """Our own layer from cnn/ for the case's kind and geometry (parameters come from the case)."""
-    g, dtype = case.geometry, case.dtype
-    if case.kind == "conv":
-        assert isinstance(g, ConvGeometry)
-        return LayerSubject(
-            cnn.Conv2D(g.in_channels, g.filters, g.kernel, g.stride, g.padding, g.dilation, g.bias, dtype=dtype)
-        )
-    if case.kind == "maxpool":
-        assert isinstance(g, PoolGeometry)
-        return LayerSubject(cnn.MaxPool2D(g.kernel, g.stride, g.padding))
-    if case.kind == "relu":
-        return LayerSubject(cnn.ReLU())
-    if case.kind == "flatten":
-        return LayerSubject(cnn.Flatten())
-    if case.kind == "dense":
-        assert isinstance(g, DenseGeometry)
-        return LayerSubject(cnn.Dense(g.in_features, g.out_features, g.bias, dtype=dtype))
-    if case.kind == "softmax_ce":
-        return LossSubject(case.labels)
-    if case.kind == "network":
-        assert isinstance(g, NetworkGeometry)
-        layer, names = _network(g, dtype)
-        return LossSubject(case.labels, LayerSubject(layer, names))
-    raise ValueError(f"unknown layer kind {case.kind!r}")

@@ -31,6 +31,14 @@ class Tolerance:
     atol: float
     rtol: float
 
+    def bound(self, expected: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """The allowed |actual - expected| per entry: atol * scale + rtol * |expected|, where scale
+        defaults to max |expected| (so atol is relative to the gradient's magnitude, never its size)."""
+        e = np.abs(np.asarray(expected, dtype=np.float64))
+        if scale is None:
+            scale = float(e.max(initial=0.0))
+        return self.atol * scale + self.rtol * e
+
 
 @dataclass(frozen=True)
 class DtypeTolerances:

@@ -72,13 +72,27 @@ class Supports:
     dtypes: tuple[str, ...] = ("float64",)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a LayerSpec came from, so that a report can say how to load it again: target
+    ("path/to/file.py:Name", relative to ``root`` when given), the kind and preset it was adapted with,
+    and the LayerSpec fields replaced on top (``overrides``, as (field, value) pairs)."""
+
+    target: str
+    kind: str | None = None
+    preset: str | None = None
+    overrides: tuple[tuple[str, object], ...] = ()
+    root: str | None = None
+
+
 @dataclass
 class LayerSpec:
     """Everything the harness needs to check one user layer (see the module docstring).
 
-    kind: "conv", "maxpool", "relu", "dense" or "flatten"; build(geometry) -> the layer object;
+    kind: one of checks.kinds.USER_NAMES; build(geometry) -> the layer object;
     gradients: where parameter gradients come from, one of GRADIENT_SOURCES; returns_input_grad:
-    False for layers whose backward returns no dL/dX (e.g. a first layer returning None).
+    False for layers whose backward returns no dL/dX (e.g. a first layer returning None); origin:
+    where it came from (set by checks.adapt.targets.load and the presets), for reproduction snippets.
     """
 
     kind: str
@@ -96,6 +110,7 @@ class LayerSpec:
     supports: Supports = field(default_factory=Supports)
     dtype: Any = np.float64
     name: str = ""
+    origin: Origin | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.gradients not in GRADIENT_SOURCES:
@@ -142,6 +157,16 @@ class ClassSubject:
         self.layer = spec.build(case.geometry)
         self.shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
         self._installed: dict[str, np.ndarray] = {}
+        self.raw: dict[str, object] = {}
+        """The last backward's gradients exactly as the layer returned them (before any layout mapping)."""
+
+    @property
+    def learning_rate(self) -> float | None:
+        """The layer's own learning rate at ``spec.lr_attr``, when it has a number there."""
+        try:
+            return float(paths.resolve(self.layer, self.spec.lr_attr))  # type: ignore[arg-type]
+        except Exception:  # no such attribute, or not a number: no lr to quote
+            return None
 
     # -- parameters ------------------------------------------------------------------------------
     def _to_user_param(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -233,6 +258,7 @@ class ClassSubject:
         before = {n: np.array(paths.resolve(self.layer, p.attr), copy=True) for n, p in spec.params.items()}
         live = {n: paths.resolve(self.layer, p.attr) for n, p in spec.params.items()}
         g_before = g.copy()
+        self.raw = {}
         try:
             result = self._call(spec.backward_method, g)
             _mirror_writes(g, g_before, upstream, spec.out_layout)
@@ -295,6 +321,9 @@ class ClassSubject:
             raw = {name: recorder.grad_for(live[name]) for name in spec.params}  # type: ignore[union-attr]
         else:
             raw = self._sgd_gradients(before)
+        self.raw = {name: _array_or_none(value) for name, value in raw.items()}
+        if spec.returns_input_grad:
+            self.raw["input"] = _array_or_none(dx)
         # A gradient that cannot be read is reported against that gradient alone (as a LayerFault
         # value), so a layer whose backward returns None can still be judged on its weights.
         if spec.returns_input_grad:
@@ -334,6 +363,13 @@ class ClassSubject:
                 )
             out[name] = ((before[name].astype(np.float64) - after) / lr).astype(self.case.dtype)
         return out
+
+
+def _array_or_none(value: object) -> np.ndarray | None:
+    try:
+        return None if value is None else np.array(value, copy=True)
+    except Exception:  # something no array can be made of: nothing raw to show
+        return None
 
 
 def _mirror_writes(user: np.ndarray, before: np.ndarray, canonical: np.ndarray, layout: str) -> None:

@@ -53,6 +53,36 @@ _USER_NDIM = {
 }
 
 
+# layout -> the canonical axes it keeps, in the user's order (None: all of them, in order, any rank)
+_KEPT = {
+    "NCHW": None,
+    "ND": None,
+    "NHWC": (0, 2, 3, 1),
+    "CHW": (1, 2, 3),
+    "HWC": (2, 3, 1),
+    "HW": (2, 3),
+    "D": (1,),
+    "FCHW": None,
+    "DM": None,
+    "HWCF": (2, 3, 1, 0),
+    "FHW": (0, 2, 3),
+    "MD": (1, 0),
+}
+
+
+def user_letters(layout: str | None, canonical: str | None) -> str | None:
+    """The axis letters of an array in ``layout``, given its canonical letters: NHWC of "nchw" is "nhwc",
+    HWC of a conv output "nfij" is "ijf". None when either is unknown or they do not fit."""
+    if layout is None or canonical is None or layout not in _KEPT:
+        return None
+    kept = _KEPT[layout]
+    if kept is None:
+        return canonical
+    if max(kept) >= len(canonical):
+        return None
+    return "".join(canonical[i] for i in kept)
+
+
 def _lookup(table: dict, layout: str, kind: str):
     if layout not in table:
         raise ValueError(f"unknown {kind} layout {layout!r}; known: {', '.join(table)}")

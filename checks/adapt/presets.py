@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from checks.adapt.adapters import LayerSpec, Param, Supports
+from checks.adapt.adapters import LayerSpec, Origin, Param, Supports
 from checks.geometry import ConvGeometry, DenseGeometry, Geometry, PoolGeometry
 
 PRESETS = ("seed", "function_pair", "nchw")
@@ -31,6 +31,17 @@ _FILTERS = ("num_filters", "n_filters", "filters", "out_channels", "num_kernels"
 _KERNEL = ("filter_size", "kernel_size", "size", "k", "ksize")
 _DENSE_IN = ("input_size", "in_features", "input_len", "n_inputs", "input_dim")
 _DENSE_OUT = ("num_classes", "output_size", "out_features", "n_outputs", "output_dim", "nodes")
+
+
+def _origin(obj: Any, name: str | None, kind: str, preset: str) -> Origin | None:
+    """Where the class (or module) a preset wraps lives, as a TARGET, when its source file is known."""
+    try:
+        path = inspect.getsourcefile(obj)
+    except TypeError:
+        return None
+    if not path:
+        return None
+    return Origin(f"{path}:{name or ''}", kind, preset)
 
 
 def _arg_names(cls: Callable) -> list[str]:
@@ -122,7 +133,7 @@ def seed(kind: str, cls: Callable) -> LayerSpec:
     """A seed-article style class (see the module docstring) as a LayerSpec."""
     if kind not in _SEED:
         raise ValueError(f"the seed preset covers {sorted(_SEED)}, not {kind!r}")
-    return _SEED[kind](cls)
+    return replace(_SEED[kind](cls), origin=_origin(cls, getattr(cls, "__name__", None), kind, "seed"))
 
 
 class FunctionPairLayer:
@@ -196,6 +207,7 @@ def function_pair(kind: str, namespace: Mapping[str, Any] | Any) -> LayerSpec:
     if kind in ("conv", "dense"):
         params = {"weight": Param("w", "FCHW" if kind == "conv" else "DM", "dw"), "bias": Param("b", None, "db")}
     layout = "ND" if kind in ("relu", "dense") else "NCHW"
+    origin = _origin(namespace, None, kind, "function_pair") if not isinstance(namespace, Mapping) else None
     return LayerSpec(
         kind,
         lambda g: FunctionPairLayer(kind, forward, backward, g),
@@ -204,6 +216,7 @@ def function_pair(kind: str, namespace: Mapping[str, Any] | Any) -> LayerSpec:
         gradients="attributes",
         supports=_PAIR_SUPPORTS[kind],
         name=forward.__name__,
+        origin=origin,
     )
 
 
@@ -216,5 +229,9 @@ def nchw(kind: str, cls: Callable, build: Callable[[Geometry], Any] | None = Non
             "bias": Param("params['bias']", None, "grads['bias']"),
         }
     return LayerSpec(
-        kind, build or (lambda g: cls()), input_layout="NCHW" if kind in ("conv", "maxpool") else "ND", params=params
+        kind,
+        build or (lambda g: cls()),
+        input_layout="NCHW" if kind in ("conv", "maxpool") else "ND",
+        params=params,
+        origin=_origin(cls, getattr(cls, "__name__", None), kind, "nchw"),
     )

@@ -22,14 +22,15 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-KINDS = ("conv", "maxpool", "relu", "dense", "flatten")
+from checks.kinds import USER_NAMES as KINDS
+
 PRESETS = ("seed", "function_pair", "nchw")
 IMPORT_SECONDS = 120.0  # generous: a user's module may import torch or build a dataset at import time
 _MODULE_PREFIX = "_cnn_gradcheck_target_"
@@ -300,12 +301,37 @@ def load(
     kind: str | None = None,
     preset: str | None = None,
     root: Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
     kind_option: str = "--kind",
     preset_option: str = "--preset",
 ) -> Any:
-    """The LayerSpec that TARGET ``text`` names (see the module docstring); ``root`` anchors relative
-    file paths and dotted imports (default: the current directory). ``kind_option`` and
-    ``preset_option`` are how the options are spelt in messages (the pytest plugin prefixes them)."""
+    """The LayerSpec that TARGET ``text`` names (see the module docstring), with the LayerSpec fields in
+    ``overrides`` replaced, and ``origin`` saying where it came from; ``root`` anchors relative file
+    paths and dotted imports (default: the current directory). ``kind_option`` and ``preset_option`` are
+    how the options are spelt in messages (the pytest plugin prefixes them)."""
+    import dataclasses
+
+    from checks.adapt.adapters import Origin
+
+    spec = _load(text, kind, preset, root, kind_option, preset_option)
+    if overrides:
+        try:
+            spec = dataclasses.replace(spec, **dict(overrides))
+        except (TypeError, ValueError) as exc:
+            raise TargetError(f"options {dict(overrides)}: {exc}") from None
+    origin = Origin(
+        text,
+        kind or spec.kind,
+        preset,
+        tuple(sorted((overrides or {}).items())),
+        None if root is None else str(Path(root).resolve()),
+    )
+    return dataclasses.replace(spec, origin=origin)
+
+
+def _load(
+    text: str, kind: str | None, preset: str | None, root: Path | str | None, kind_option: str, preset_option: str
+) -> Any:
     from checks.adapt.adapters import LayerSpec
 
     _check_kind(kind, kind_option)

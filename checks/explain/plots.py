@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from checks.tolerances import tolerances_for
+
 __all__ = ["MAX_ROWS", "PlotsUnavailable", "plots_available", "write_plots"]
 
 MAX_ROWS = 12  # images per figure; a larger gradient shows its first MAX_ROWS slices
@@ -117,9 +119,9 @@ def write_plots(report, directory: str | Path) -> list[Path]:
 
 
 def _mismatch(details, layer: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """The details' mismatch mask, else every entry outside 1e-7 relative of the largest."""
+    """The details' mismatch mask, else every entry outside the exact tolerance of the layer's dtype."""
     mask = getattr(details, "mask", None)
     if mask is not None and np.shape(mask) == layer.shape:
         return np.asarray(mask, dtype=bool)
-    scale = float(np.abs(expected).max(initial=0.0)) or 1.0
-    return ~(np.abs(layer - expected) <= 1e-7 * scale)
+    tol = tolerances_for(getattr(getattr(details, "case", None), "dtype", np.float64)).exact
+    return ~(np.abs(layer - expected) <= tol.bound(expected))

@@ -15,7 +15,6 @@ its ``fails_on``. Other failing properties are listed ("also") but make a mismat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -172,19 +171,13 @@ def spec_for(example: Example, root: Path) -> Any | None:
     """The LayerSpec for an example, or None when the manifest says no way to build one."""
     from checks.adapt import targets
 
+    overrides = dict(example.options) or None
     if example.spec:
-        spec = targets.load(example.spec, kind=example.kind, root=root)
-    else:
-        preset = PRESET_FOR_CONVENTION.get(example.convention)
-        if preset is None:
-            return None
-        spec = targets.load(example.target, kind=example.kind, preset=preset, root=root)
-    if example.options:
-        try:
-            spec = dataclasses.replace(spec, **dict(example.options))
-        except TypeError as exc:
-            raise targets.TargetError(f"options {dict(example.options)}: {exc}") from None
-    return spec
+        return targets.load(example.spec, kind=example.kind, root=root, overrides=overrides)
+    preset = PRESET_FOR_CONVENTION.get(example.convention)
+    if preset is None:
+        return None
+    return targets.load(example.target, kind=example.kind, preset=preset, root=root, overrides=overrides)
 
 
 def judge(example: Example, report: Any, *, strict: bool = False) -> Outcome:

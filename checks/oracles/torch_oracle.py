@@ -1,7 +1,8 @@
-"""PyTorch autograd as an exact oracle: the same computation in torch.nn.functional, in float64.
+"""PyTorch autograd as an exact oracle: a kind's computation in torch.nn.functional, in float64.
 
-torch is imported here and only here, lazily, on first use; without it ``available()`` says why
-and every torch check is reported as skipped.
+Plumbing only: each kind hands in its own torch function (checks.kinds: ``Kind.torch``). torch is
+imported here and only here, lazily, on first use; without it ``available()`` says why and every
+torch check is reported as skipped.
 """
 
 from __future__ import annotations
@@ -39,57 +40,14 @@ def available() -> tuple[bool, str]:
         return False, f"torch is not importable ({type(exc).__name__}: {exc})"
 
 
-def _conv(F, g, t, labels):
-    return F.conv2d(t["input"], t["weight"], t.get("bias"), g.stride, g.padding, g.dilation)
-
-
-def _maxpool(F, g, t, labels):
-    return F.max_pool2d(t["input"], g.kernel, g.stride, g.padding)
-
-
-def _relu(F, g, t, labels):
-    return F.relu(t["input"])
-
-
-def _flatten(F, g, t, labels):
-    return t["input"].flatten(1)
-
-
-def _dense(F, g, t, labels):
-    y = t["input"].flatten(1) @ t["weight"]
-    return y + t["bias"] if "bias" in t else y
-
-
-def _softmax_ce(F, g, t, labels):
-    return F.cross_entropy(t["input"], labels)
-
-
-def _network(F, g, t, labels):
-    x = t["input"]
-    for name, conv_g, pool_g in (("conv1", g.conv1, g.pool1), ("conv2", g.conv2, g.pool2)):
-        x = F.conv2d(x, t[f"{name}.weight"], t.get(f"{name}.bias"), conv_g.stride, conv_g.padding, conv_g.dilation)
-        x = F.max_pool2d(F.relu(x), pool_g.kernel, pool_g.stride, pool_g.padding)
-    logits = x.flatten(1) @ t["dense.weight"]
-    if "dense.bias" in t:
-        logits = logits + t["dense.bias"]
-    return F.cross_entropy(logits, labels)
-
-
-FUNCTIONS: dict[str, Callable] = {
-    "conv": _conv,
-    "maxpool": _maxpool,
-    "relu": _relu,
-    "flatten": _flatten,
-    "dense": _dense,
-    "softmax_ce": _softmax_ce,
-    "network": _network,
-}
+TorchFunction = Callable[..., object]
+"""fn(F, geometry, tensors, labels) -> Z: F is torch.nn.functional, tensors the inputs by name."""
 
 
 def gradients(
-    kind: str, geometry: Geometry, inputs: Arrays, upstream: np.ndarray, labels: np.ndarray | None = None
+    fn: TorchFunction, geometry: Geometry, inputs: Arrays, upstream: np.ndarray, labels: np.ndarray | None = None
 ) -> TorchResult:
-    """Z = f(inputs) in torch float64 and autograd of L = sum(Z * G) with respect to every input.
+    """Z = fn(inputs) in torch float64 and autograd of L = sum(Z * G) with respect to every input.
 
     Runs torch on one thread: the oracle alternates with NumPy calls, and two thread pools taking
     turns on 2 cores spin against each other (measured: 41 ms instead of 26 ms for the 1.3e5-entry
@@ -98,15 +56,15 @@ def gradients(
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _gradients(torch, kind, geometry, inputs, upstream, labels)
+        return _gradients(torch, fn, geometry, inputs, upstream, labels)
     finally:
         torch.set_num_threads(previous)
 
 
-def _gradients(torch, kind, geometry, inputs, upstream, labels) -> TorchResult:
+def _gradients(torch, fn, geometry, inputs, upstream, labels) -> TorchResult:
     tensors = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in inputs.items()}
     label_tensor = None if labels is None else torch.as_tensor(np.asarray(labels, dtype=np.int64))
-    z = FUNCTIONS[kind](torch.nn.functional, geometry, tensors, label_tensor)
+    z = fn(torch.nn.functional, geometry, tensors, label_tensor)
     loss = (z * torch.as_tensor(np.asarray(upstream, dtype=np.float64))).sum()
     names = list(tensors)
     grads = torch.autograd.grad(loss, [tensors[k] for k in names], allow_unused=True)

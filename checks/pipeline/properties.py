@@ -20,11 +20,9 @@ import numpy as np
 from checks.adapt.guard import LayerFault
 from checks.compare import compare, compare_directional
 from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
-from checks.geometry import PoolGeometry
 from checks.oracles import kinks
 from checks.oracles.fd import FDDirectional, FDGradient
 from checks.pipeline.trial import Trial
-from checks.subgradient import pool_membership, relu_membership
 
 Property = Callable[[Trial], list[Finding]]
 LINEAR_A, LINEAR_B = 0.75, -1.25  # exact binary fractions: the combination adds no rounding of its own
@@ -53,18 +51,15 @@ def forward(t: Trial) -> list[Finding]:
 
 
 def _at_kink_membership(t: Trial, actual: np.ndarray) -> Finding:
-    case = t.case
-    tol = t.tol.exact
-    x = t.pristine.inputs["input"]
-    if case.kind == "relu":
-        m = relu_membership(x, t.pristine.upstream, actual, tol)
-    else:
-        assert isinstance(case.geometry, PoolGeometry)
+    """The kind's subgradient verdict at an exact kink; the Membership, with what it measured, stays on the
+    trial (``Trial.memberships``) so that the report explains it without rerunning the layer."""
 
-        def probe(g: np.ndarray) -> np.ndarray:
-            return t.grad_at(g, "input")
+    def probe(g: np.ndarray) -> np.ndarray:
+        return t.grad_at(g, "input")
 
-        m = pool_membership(x, case.geometry, t.pristine.upstream, actual, probe, tol)
+    c = t.pristine
+    m = t.kind.membership(c.inputs, c.geometry, c.upstream, actual, probe, t.tol.exact)
+    t.memberships["input"] = m
     return _finding(
         t,
         "grad_input",
@@ -116,12 +111,12 @@ def gradient(name: str) -> Property:
             return [Finding(prop, SKIP, f"this case has no {name!r}", None, t.case.describe())]
         try:
             actual = t.grad(name)
-            if name == "input" and t.at_kink and t.case.kind in ("relu", "maxpool"):
+            if name == "input" and t.at_kink and t.kind.membership is not None:
                 return [_at_kink_membership(t, actual)]
             findings = []
             if t.torch is not None:
                 c = compare(actual, t.torch.grads[name], t.tol.exact, floor=t.rounding_floor)
-                if not c.ok and t.case.kind == "network" and kinks.near_kink(t.sites, t.rounding_floor):
+                if not c.ok and t.kind.hidden_kinks and kinks.near_kink(t.sites, t.rounding_floor):
                     # Inside a network a kink is not visible in the inputs: at a tie (or a tie within
                     # rounding) several gradients are valid and torch's is just one of them.
                     findings.append(

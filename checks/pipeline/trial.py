@@ -13,9 +13,10 @@ from functools import cached_property
 
 import numpy as np
 
-from checks import reference
+from checks import kinds
 from checks.adapt.guard import Cause, LayerFault, Limits, Transcript, call
 from checks.case import Case
+from checks.compare import Membership
 from checks.oracles import fd, kinks, torch_oracle
 from checks.subject import Subject, SubjectFactory
 from checks.tolerances import DtypeTolerances, tolerances_for
@@ -32,8 +33,6 @@ class Options:
 
 
 ROUNDING_ULPS = 256
-CURVED_KINDS = ("softmax_ce", "network")
-"""Kinds with a curved part: their finite-difference step is absolute (see checks.oracles.fd)."""
 
 
 class Trial:
@@ -45,8 +44,14 @@ class Trial:
         self.factory = factory
         self.options = options or Options()
         self.transcript = Transcript()
+        self.kind = kinds.get(case.kind)
         self.tol: DtypeTolerances = tolerances_for(case.dtype, self.options.tolerance_overrides)
         self.shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
+        self.raw_grads: dict[str, object] = {}
+        """The gradients exactly as the layer returned them (its own layout and shape) at the case's G,
+        when its subject keeps them (``raw``): the report shows a wrongly shaped gradient as it was."""
+        self.memberships: dict[str, Membership] = {}
+        """The subgradient verdicts taken on this trial, by gradient: what they measured, for the report."""
 
     # -- the subject -----------------------------------------------------------------------------
     def guarded(self, stage: str, fn, *args):
@@ -105,7 +110,17 @@ class Trial:
     @cached_property
     def grads(self) -> dict[str, np.ndarray]:
         """backward(G) at the case; each expected gradient validated (missing ones raise on access)."""
-        return self.backward(self.case.upstream)
+        grads = self.backward(self.case.upstream)
+        self.raw_grads = dict(getattr(self.subject, "raw", None) or {})
+        return grads
+
+    @property
+    def learning_rate(self) -> float | None:
+        """The layer's own learning rate, when its subject knows it (a layer that steps inside backward)."""
+        try:
+            return getattr(self.subject, "learning_rate", None)
+        except LayerFault:
+            return None
 
     def grad(self, name: str) -> np.ndarray:
         """dL/d(name) at the case's upstream gradient, validated."""
@@ -133,8 +148,9 @@ class Trial:
 
     # -- oracles ---------------------------------------------------------------------------------
     @cached_property
-    def reference(self) -> reference.Forward:
-        return reference.forward(self.case.kind, self.case.geometry, self.pristine.inputs, self.case.labels)
+    def reference(self) -> tuple[np.ndarray, list[kinks.KinkSite]]:
+        """The kind's reference forward at the case: Z and the kink sites met on the way."""
+        return self.kind.forward(self.case.geometry, self.pristine.inputs, self.case.labels)
 
     @property
     def sites(self) -> list[kinks.KinkSite]:
@@ -149,7 +165,7 @@ class Trial:
         if "torch" not in self.options.oracles or not torch_oracle.available()[0]:
             return None
         c = self.pristine
-        return torch_oracle.gradients(c.kind, c.geometry, c.inputs, c.upstream, c.labels)
+        return torch_oracle.gradients(self.kind.torch, c.geometry, c.inputs, c.upstream, c.labels)
 
     @cached_property
     def rounding_floor(self) -> float:
@@ -172,7 +188,8 @@ class Trial:
 
     @property
     def relative_step(self) -> bool:
-        return self.case.kind not in CURVED_KINDS
+        """A step scaled by |x|, except for curved kinds (see checks.oracles.fd)."""
+        return not self.kind.curved
 
     @property
     def torch_skip_reason(self) -> str:
@@ -184,7 +201,7 @@ class Trial:
         if not self.sites:
             return None
         c = self.pristine
-        return lambda point: kinks.signature(reference.forward(c.kind, c.geometry, point, c.labels)[1])
+        return lambda point: kinks.signature(self.kind.forward(c.geometry, point, c.labels)[1])
 
     def _forward_in_case_dtype(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         # The differences are taken in float64, but the layer is fed its own dtype (a float32

@@ -53,3 +53,22 @@ def switch(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     raise ValueError(f"{name}={value!r}: expected a bool")
+
+
+def at_least(bound: object, low: int) -> object:
+    """A ``(min, max)`` bound narrowed to values >= low (as far as max allows); an int or a non-bound
+    (e.g. stride "kernel") unchanged."""
+    if isinstance(bound, int) or not isinstance(bound, tuple):
+        return bound
+    lo, hi = bound
+    return (min(max(lo, low), hi), hi)
+
+
+def lowest(bound: object) -> object:
+    """The bound's min (an int bound and non-bounds unchanged)."""
+    return bound if not isinstance(bound, tuple) else bound[0]
+
+
+def highest(bound: object) -> object:
+    """The bound's max (an int bound and non-bounds unchanged)."""
+    return bound if not isinstance(bound, tuple) else bound[1]

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from hypothesis import strategies as st
 
-from checks.case import KINDS, Case
-from checks.geometry import (
-    ConvGeometry,
-    DenseGeometry,
-    ElementwiseGeometry,
-    FlattenGeometry,
-    Geometry,
-    LossGeometry,
-    NetworkGeometry,
-    PoolGeometry,
-)
-from checks.strategies._geometries import (
-    conv_geometries,
-    dense_geometries,
-    elementwise_geometries,
-    flatten_geometries,
-    loss_geometries,
-    network_geometries,
-    pool_geometries,
-)
+from checks import kinds
+from checks.case import Case
+from checks.geometry import Geometry, LossGeometry, NetworkGeometry
 from checks.strategies._values import check_mode, float_dtype, labels, parameters, upstream, values
-
-_DEFAULTS: dict[str, tuple[type, Callable[[], st.SearchStrategy[Geometry]]]] = {
-    "conv": (ConvGeometry, conv_geometries),
-    "maxpool": (PoolGeometry, pool_geometries),
-    "relu": (ElementwiseGeometry, elementwise_geometries),
-    "flatten": (FlattenGeometry, flatten_geometries),
-    "dense": (DenseGeometry, dense_geometries),
-    "softmax_ce": (LossGeometry, loss_geometries),
-    "network": (NetworkGeometry, network_geometries),
-}
 
 
 def cases(
@@ -47,11 +18,12 @@ def cases(
     mode: str | st.SearchStrategy[str] = "separated",
     dtype: object = np.float64,
 ) -> st.SearchStrategy[Case]:
-    """Cases of ``kind`` (one of checks.case.KINDS), every array drawn through hypothesis.
+    """Cases of ``kind`` (one of checks.kinds.NAMES), every array drawn through hypothesis.
 
     - ``geometries``: a strategy of the kind's geometry type, default the kind's own strategy with its
-      default bounds (conv_geometries(), pool_geometries(), elementwise_geometries() for "relu",
-      flatten_geometries(), dense_geometries(), loss_geometries(), network_geometries()).
+      default bounds (``checks.kinds.get(kind).default_geometries()``: conv_geometries(), pool_geometries(),
+      elementwise_geometries() for "relu", flatten_geometries(), dense_geometries(), loss_geometries(),
+      network_geometries()).
     - ``mode``: how ``inputs["input"]`` is drawn, one of MODES or a strategy of them (e.g.
       ``st.sampled_from(["separated", "ties"])``), default ``"separated"``; recorded in ``Case.mode``.
     - ``dtype``: float32 or float64 for every array, default float64.
@@ -63,11 +35,12 @@ def cases(
 
     Shrinks towards the smallest geometry (see its strategy), then towards plain values.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r}: expected one of {KINDS}")
-    geometry_type, default = _DEFAULTS[kind]
+    if kind not in kinds.NAMES:
+        raise ValueError(f"kind={kind!r}: expected one of {kinds.NAMES}")
+    record = kinds.get(kind)
+    geometry_type = record.geometry
     if geometries is None:
-        geometries = default()
+        geometries = record.default_geometries()
     elif not isinstance(geometries, st.SearchStrategy):
         raise ValueError(f"geometries={geometries!r}: expected a hypothesis strategy of {geometry_type.__name__}")
     if isinstance(mode, str):
@@ -76,18 +49,24 @@ def cases(
         modes = mode
     else:
         raise ValueError(f"mode={mode!r}: expected a mode name or a strategy of mode names")
-    return _case(kind, geometry_type, geometries, modes, float_dtype(dtype))
+    return _case(kind, geometry_type, record.default_geometries.__name__, geometries, modes, float_dtype(dtype))
 
 
 @st.composite
 def _case(
-    draw, kind: str, geometry_type: type, geometries: st.SearchStrategy[Geometry], modes: st.SearchStrategy[str], dtype
+    draw,
+    kind: str,
+    geometry_type: type,
+    default: str,
+    geometries: st.SearchStrategy[Geometry],
+    modes: st.SearchStrategy[str],
+    dtype,
 ) -> Case:
     geometry = draw(geometries)
     if not isinstance(geometry, geometry_type):
-        hint = " (use flatten_geometries())" if kind == "flatten" else ""
         raise ValueError(
-            f"cases({kind!r}) needs {geometry_type.__name__} geometries, the strategy drew {geometry!r}{hint}"
+            f"cases({kind!r}) needs {geometry_type.__name__} geometries, the strategy drew {geometry!r} "
+            f"(use {default}())"
         )
     mode = check_mode(draw(modes))
     inputs = {"input": draw(values(geometry.input_shape, dtype, mode))}

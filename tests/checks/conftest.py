@@ -25,10 +25,11 @@ import pytest
 
 from checks.case import Case
 from checks.findings import FAIL, PASS, Finding
+from checks.kinds import reference_subject
 from checks.oracles import kinks
 from checks.pipeline import properties
 from checks.pipeline.trial import Options, Trial
-from checks.subject import Subject, SubjectFactory, reference_subject
+from checks.subject import Subject, SubjectFactory
 
 JUDGED = (PASS, FAIL)
 """Statuses that mean an oracle actually compared something (skip and inconclusive did not)."""

@@ -17,9 +17,9 @@ from checks.adapt.guard import LayerFault, Limits
 from checks.case import Case
 from checks.findings import FAIL, PASS
 from checks.geometry import ConvGeometry, DenseGeometry
+from checks.kinds import reference_subject
 from checks.pipeline import properties
 from checks.pipeline.trial import Options, Trial
-from checks.subject import reference_subject
 
 CONV = ConvGeometry(2, 2, 5, 4, 3, (2, 2), stride=(2, 1), padding=(1, 0))
 SEED_CONV = ConvGeometry(1, 1, 5, 5, 3, (3, 3), bias=False)  # one image, one channel, no bias

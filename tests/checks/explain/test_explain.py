@@ -12,16 +12,17 @@ import pytest
 
 import cnn
 from checks import explain
-from checks.adapt import layouts, presets
+from checks.adapt import layouts, presets, targets
 from checks.adapt.adapters import LayerSpec, Param
 from checks.case import Case
 from checks.explain.mistakes import mistaken
+from checks.explain.rerun import as_case
 from checks.findings import FAIL
 from checks.geometry import ConvGeometry, ElementwiseGeometry, PoolGeometry
+from checks.kinds import reference_subject
 from checks.pipeline import properties
 from checks.pipeline.trial import Trial
 from checks.report import SCHEMA_VERSION, PropertyReport, Report
-from checks.subject import reference_subject
 
 REPO = Path(__file__).resolve().parents[3]
 ALL_TIES = "examples/seed_style/maxpool_all_ties.py:MaxPoolAllTies"
@@ -170,7 +171,7 @@ def ties_case() -> Case:
 
 
 def test_a_max_pool_tie_failure_lists_the_windows_with_their_maxima_in_the_users_layout():
-    spec = explain.load_spec(ALL_TIES, "maxpool", "seed")
+    spec = targets.load(ALL_TIES, kind="maxpool", preset="seed")
     p = failing_report(spec, ties_case(), "grad_input", ALL_TIES).properties[0]
     d = p.details
     assert (d.verdict, d.unit, d.mismatched, d.total) == ("subgradient", "windows", 3, 4)
@@ -198,13 +199,13 @@ def test_a_relu_kink_failure_gives_each_entrys_allowed_range():
 
 def test_the_snippet_rebuilds_the_case_exactly_and_reproduces_the_failure(monkeypatch, capsys):
     monkeypatch.chdir(REPO)
-    report = failing_report(explain.load_spec(ALL_TIES, "maxpool", "seed"), ties_case(), "grad_input", ALL_TIES)
+    report = failing_report(targets.load(ALL_TIES, kind="maxpool", preset="seed"), ties_case(), "grad_input", ALL_TIES)
     p = report.properties[0]
     code = p.details.reproduction
     assert f'reproduce("{ALL_TIES}", case, kind="maxpool", preset="seed", gradient="input")' in code
     namespace: dict = {}
     exec(code.rsplit("\n", 1)[0], namespace)  # everything but the reproduce() call
-    rebuilt = explain._as_case(namespace["case"])
+    rebuilt = as_case(namespace["case"])
     assert np.array_equal(rebuilt.inputs["input"], p.trial.pristine.inputs["input"])
     assert np.array_equal(rebuilt.upstream, p.trial.pristine.upstream) and rebuilt.geometry == p.trial.case.geometry
     exec(code, {})
@@ -220,7 +221,7 @@ def test_the_snippet_without_a_file_target_asks_for_the_spec_and_keeps_every_dig
     assert "spec = ..." in code and 'reproduce(spec, case, gradient="input")' in code
     namespace: dict = {}
     exec(code.replace("spec = ...", "spec = None").rsplit("\n", 1)[0], namespace)
-    rebuilt = explain._as_case(namespace["case"])
+    rebuilt = as_case(namespace["case"])
     for name, value in case.inputs.items():
         assert np.array_equal(rebuilt.inputs[name], value), name
     assert np.array_equal(rebuilt.upstream, case.upstream)

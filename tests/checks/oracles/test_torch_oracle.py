@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from checks import kinds
 from checks.case import Case
 from checks.compare import compare
 from checks.explain.mistakes import mistaken
@@ -24,10 +25,10 @@ from checks.geometry import (
     NetworkGeometry,
     PoolGeometry,
 )
+from checks.kinds import reference_subject
 from checks.oracles import torch_oracle
 from checks.pipeline import properties
 from checks.pipeline.trial import Options, Trial
-from checks.subject import reference_subject
 from checks.tolerances import TOLERANCES
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -96,7 +97,7 @@ def reference(case: Case) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 def test_torch_gradients_equal_the_reference_for_every_kind(name):
     case = make_case(name)
     z, grads = reference(case)
-    result = torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels)
+    result = torch_oracle.gradients(kinds.get(case.kind).torch, case.geometry, case.inputs, case.upstream, case.labels)
     assert compare_ok(result.output, z)
     assert set(result.grads) == set(case.inputs)
     for key, expected in grads.items():
@@ -110,7 +111,7 @@ def test_torch_catches_a_reference_gradient_that_is_off():
     wrong = mistaken("kernel_flipped")(case)
     wrong.forward({k: v.copy() for k, v in case.inputs.items()})
     grads = wrong.backward(case.upstream.copy())
-    result = torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels)
+    result = torch_oracle.gradients(kinds.get(case.kind).torch, case.geometry, case.inputs, case.upstream, case.labels)
     assert not compare_ok(result.grads["input"], grads["input"])
 
 
@@ -118,7 +119,7 @@ def test_torch_catches_a_reference_gradient_that_is_off():
 @with_torch
 def test_the_results_are_float64_numpy_arrays_in_the_canonical_shapes_even_for_float32_inputs(name):
     case = make_case(name, dtype=np.float32)
-    result = torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels)
+    result = torch_oracle.gradients(kinds.get(case.kind).torch, case.geometry, case.inputs, case.upstream, case.labels)
     assert isinstance(result.output, np.ndarray) and result.output.dtype == np.float64
     assert result.output.shape == case.geometry.output_shape
     for key, grad in result.grads.items():
@@ -130,7 +131,7 @@ def test_the_results_are_float64_numpy_arrays_in_the_canonical_shapes_even_for_f
 def test_the_callers_arrays_are_not_touched():
     case = make_case("conv")
     before = case.copy()
-    torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels)
+    torch_oracle.gradients(kinds.get(case.kind).torch, case.geometry, case.inputs, case.upstream, case.labels)
     for key in case.inputs:
         assert np.array_equal(case.inputs[key], before.inputs[key])
     assert np.array_equal(case.upstream, before.upstream)

@@ -21,13 +21,14 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import cnn
+from checks import kinds
 from checks.case import Case
 from checks.findings import INCONCLUSIVE, PASS, Finding
 from checks.geometry import ConvGeometry, DenseGeometry, LossGeometry, NetworkGeometry, PoolGeometry
+from checks.kinds import reference_subject
 from checks.oracles import torch_oracle
 from checks.oracles.kinks import pool_argmax_sets
 from checks.strategies import cases, conv_geometries, network_geometries
-from checks.subject import reference_subject
 
 F64, F32 = np.dtype(np.float64), np.dtype(np.float32)
 KINKED = ("relu", "maxpool")
@@ -335,7 +336,9 @@ def _rounds_like_torch(case: Case) -> bool:
     reproduction no longer reproduces anything, whether or not the checker is fixed)."""
     ours = reference_subject(case)
     ours.forward(case.inputs)
-    exact = torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels).grads
+    exact = torch_oracle.gradients(
+        kinds.get(case.kind).torch, case.geometry, case.inputs, case.upstream, case.labels
+    ).grads
     return np.allclose(ours.backward(case.upstream)["conv2.weight"], exact["conv2.weight"], rtol=0, atol=1e-12)
 
 

@@ -17,9 +17,9 @@ from checks.case import Case
 from checks.explain.mistakes import mistaken
 from checks.findings import FAIL, INCONCLUSIVE, PASS
 from checks.geometry import DenseGeometry
+from checks.kinds import reference_subject
 from checks.pipeline.runner import Runner, TrialCache, case_key
 from checks.pipeline.trial import Options
-from checks.subject import reference_subject
 
 FD_ONLY = Options(oracles=("fd",))
 RELU_CASES = cs.cases("relu", cs.elementwise_geometries(ndim=2, side=(1, 4)))

@@ -19,11 +19,12 @@ import pytest
 from hypothesis import event, find, given
 from hypothesis import strategies as st
 
+from checks import kinds
 from checks.case import Case
 from checks.compare import compare
+from checks.kinds import reference_subject
 from checks.oracles import fd, torch_oracle
 from checks.strategies import cases, conv_geometries, dense_geometries, pool_geometries
-from checks.subject import reference_subject
 from checks.tolerances import TOLERANCES, Tolerance
 
 ERROR = 1e-5
@@ -36,7 +37,9 @@ GEOMETRIES = {"maxpool": pool_geometries(output=(1, 3)), "conv": conv_geometries
 
 
 def exact_gradient(case: Case, name: str) -> np.ndarray:
-    return torch_oracle.gradients(case.kind, case.geometry, case.inputs, case.upstream, case.labels).grads[name]
+    return torch_oracle.gradients(
+        kinds.get(case.kind).torch, case.geometry, case.inputs, case.upstream, case.labels
+    ).grads[name]
 
 
 def visible(gradient: np.ndarray, tol: Tolerance, noise: np.ndarray | float = 0.0) -> np.ndarray:

@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 import checks.strategies as strategies
 import cnn
-from checks.case import KINDS, Case
+from checks.case import Case
 from checks.geometry import (
     ConvGeometry,
     DenseGeometry,
@@ -27,6 +27,7 @@ from checks.geometry import (
     LossGeometry,
     PoolGeometry,
 )
+from checks.kinds import NAMES as KINDS
 from checks.strategies import (
     MIN_ABS,
     MIN_GAP,
@@ -451,10 +452,12 @@ def test_softmax_ce_cases_run_in_the_reference_loss():
     assert np.isfinite(loss) and dlogits.shape == case.geometry.input_shape
 
 
-def test_every_kind_has_a_default_geometry_strategy():
-    from checks.strategies._cases import _DEFAULTS
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_draws_its_own_geometry_type_by_default(kind):
+    from checks import kinds
 
-    assert set(_DEFAULTS) == set(KINDS)
+    case = find(cases(kind), lambda c: True, settings=SHRINK)
+    assert isinstance(case.geometry, kinds.get(kind).geometry)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""checks.subgradient: membership in the Clarke subdifferential at kinks. ReLU: G where X > 0, 0
-where X < 0, between 0 and G where X == 0. Max-pool: each window's G split into non-negative shares
-on its maxima, windows adding up. Valid policies pass, the classic wrong ones fail with their reason."""
+"""Subgradient membership (checks.kinds.relu / checks.kinds.maxpool ``membership``): in the Clarke
+subdifferential at kinks. ReLU: G where X > 0, 0 where X < 0, between 0 and G where X == 0. Max-pool:
+each window's G split into non-negative shares on its maxima, windows adding up. Valid policies pass, the
+classic wrong ones fail with their reason."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ import pytest
 
 import cnn
 from checks.geometry import PoolGeometry
+from checks.kinds import maxpool, relu
 from checks.oracles.kinks import pool_argmax_sets
-from checks.subgradient import pool_membership, relu_membership
 from checks.tolerances import TOLERANCES
 
 TOL = TOLERANCES[np.dtype(np.float64)].exact
+
+
+def relu_membership(x, upstream, grad, tol):
+    return relu.membership({"input": x}, None, upstream, grad, None, tol)
+
+
+def pool_membership(x, geometry, upstream, grad, backward, tol):
+    return maxpool.membership({"input": x}, geometry, upstream, grad, backward, tol)
 
 
 # -- ReLU --------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Named-mistake diagnosis and pattern summaries (checks.explain.diagnose), on fixed small cases.
+"""Named-mistake diagnosis (checks.explain.mistakes) and pattern summaries (checks.explain.patterns), on
+fixed small cases.
 
 Every known mistake (checks.explain.mistakes) and every extra detector must be named on a layer that makes
 it, and nothing may be named for a correct layer or an unrelated bug. Cases are fixed and tiny, and
@@ -11,13 +12,15 @@ import numpy as np
 import pytest
 
 from checks import explain
+from checks.adapt import targets
 from checks.adapt.adapters import LayerSpec, Param, Supports
 from checks.case import Case
-from checks.explain import diagnose
+from checks.explain.evidence import Diagnosis, Evidence, Pattern
 from checks.explain.mistakes import MISTAKES, mistaken
+from checks.explain.patterns import patterns
 from checks.geometry import ConvGeometry, DenseGeometry, ElementwiseGeometry, PoolGeometry
+from checks.kinds import reference_subject
 from checks.pipeline.trial import Options, Trial
-from checks.subject import reference_subject
 from checks.tolerances import tolerances_for
 
 OPTIONS = Options(oracles=())  # the NumPy reference is the exact answer: no torch needed (nor imported)
@@ -69,7 +72,7 @@ def dense_case(batch=3, features=3, out=3, seed=2) -> Case:
 CASES = {"conv": conv_case, "maxpool": pool_case, "relu": relu_case, "dense": dense_case}
 
 
-def diagnosis(factory, case: Case, name: str, spec: LayerSpec | None = None) -> diagnose.Diagnosis:
+def diagnosis(factory, case: Case, name: str, spec: LayerSpec | None = None) -> Diagnosis:
     trial = Trial(case, factory, OPTIONS)
     return explain.explain(trial, name, spec)[1]
 
@@ -143,7 +146,7 @@ def test_an_unrelated_bug_gets_no_diagnosis(kind, name, bug):
 
 
 def example(target: str, kind: str | None = None, preset: str | None = None) -> LayerSpec:
-    return explain.load_spec(target, kind, preset)
+    return targets.load(target, kind=kind, preset=preset)
 
 
 def test_sgd_step_before_the_input_gradient_is_named_with_its_learning_rate():
@@ -191,7 +194,7 @@ def test_bias_summed_over_the_wrong_axes_is_named_from_a_wrongly_shaped_gradient
     spec = example("examples/nchw_classes/specs.py:conv_bias_wrong_axes")
     found = diagnosis(spec.subject, conv_case(stride=1, padding=1), "bias", spec)
     assert found.mistake == "bias_grad_wrong_axes"
-    assert "axes (0, 1, 2) (n, c, h)" in found.matches[0].explanation
+    assert "axes (0, 1, 2) (n, f, i)" in found.matches[0].explanation  # dL/dout is (n, f, i, j)
     assert "axis=(0, 2, 3)" in found.matches[0].formula
 
 
@@ -211,7 +214,7 @@ def test_an_empty_crop_at_padding_zero_is_named_from_the_layers_own_empty_array(
 def test_an_empty_gradient_of_another_shape_is_still_an_empty_crop():
     found = diagnosis(perturbed("input", lambda g: g[:, :, 1:1, :]), conv_case(), "input")
     assert [m.mistake for m in found.matches] == ["empty_crop_at_pad0"]
-    assert found.matches[0].source == "detector"
+    assert found.matches[0].source == "mistakes" and "(2, 2, 0, 5)" in found.matches[0].evidence
 
 
 def test_weight_gradient_over_the_batch_is_named_on_an_example_layer():
@@ -263,31 +266,31 @@ class WindowOverwrite:
 def test_overwriting_whole_windows_is_named_overwrite_overlaps():
     spec = LayerSpec("maxpool", lambda g: WindowOverwrite(g.kernel[0], g.stride[0]))
     found = diagnosis(spec.subject, pool_case(), "input", spec)
-    assert found.mistake == "overwrite_overlaps" and found.matches[0].source == "detector"
+    assert found.mistake == "overwrite_overlaps" and found.matches[0].source == "mistakes"
     assert "only where pool windows overlap" in [p.text for p in found.patterns]
 
 
 # -- patterns --------------------------------------------------------------------------------------
 
 
-def evidence(case: Case, name: str, actual: np.ndarray, **extra) -> diagnose.Evidence:
+def evidence(case: Case, name: str, actual: np.ndarray, **extra) -> Evidence:
     subject = reference_subject(case)
     subject.forward({k: v.copy() for k, v in case.inputs.items()})
     correct = {k: np.asarray(v) for k, v in subject.backward(case.upstream.copy()).items() if k in case.inputs}
-    return diagnose.Evidence(case, name, actual, correct, TOL, **extra)
+    return Evidence(case, name, actual, correct, TOL, **extra)
 
 
 def right(case: Case, name: str) -> np.ndarray:
     return evidence(case, name, None).right.copy()
 
 
-def names(patterns: list[diagnose.Pattern]) -> list[str]:
+def names(patterns: list[Pattern]) -> list[str]:
     return [p.name for p in patterns]
 
 
 def test_exactly_one_over_n_reads_as_averaged_over_the_batch():
     case = conv_case(batch=4)
-    found = diagnose.patterns(evidence(case, "weight", right(case, "weight") / 4))
+    found = patterns(evidence(case, "weight", right(case, "weight") / 4))
     scale = next(p for p in found if p.name == "scale")
     assert scale.value == pytest.approx(0.25) and "1/N = 1/4" in scale.text and "averaged over the batch" in scale.text
 
@@ -295,35 +298,35 @@ def test_exactly_one_over_n_reads_as_averaged_over_the_batch():
 def test_a_constant_multiple_is_found_by_least_squares_and_a_near_multiple_is_not():
     case = conv_case()
     r = right(case, "input")
-    assert "-1 times" in next(p.text for p in diagnose.patterns(evidence(case, "input", -r)) if p.name == "scale")
+    assert "-1 times" in next(p.text for p in patterns(evidence(case, "input", -r)) if p.name == "scale")
     near = r * 3.0
     near.reshape(-1)[0] += 1e-3
-    assert "scale" not in names(diagnose.patterns(evidence(case, "input", near)))
+    assert "scale" not in names(patterns(evidence(case, "input", near)))
 
 
 def test_all_zeros():
     case = dense_case()
-    assert names(diagnose.patterns(evidence(case, "input", np.zeros((3, 3)))))[0] == "zeros"
+    assert names(patterns(evidence(case, "input", np.zeros((3, 3)))))[0] == "zeros"
 
 
 def test_transposed_with_the_right_shape_and_with_the_wrong_one():
     square, oblong = dense_case(), dense_case(features=4, out=2)
-    same = diagnose.patterns(evidence(square, "weight", right(square, "weight").T))
+    same = patterns(evidence(square, "weight", right(square, "weight").T))
     assert "transposed" in names(same)
-    swapped = diagnose.patterns(evidence(oblong, "weight", right(oblong, "weight").T))
+    swapped = patterns(evidence(oblong, "weight", right(oblong, "weight").T))
     assert swapped[0].name == "transposed" and swapped[0].value == [1, 0] and "d, m" in swapped[0].text
 
 
 def test_spatially_transposed_conv_weight_names_the_swapped_axes():
     case = conv_case()
-    found = diagnose.patterns(evidence(case, "weight", right(case, "weight").transpose(0, 1, 3, 2)))
+    found = patterns(evidence(case, "weight", right(case, "weight").transpose(0, 1, 3, 2)))
     transposed = next(p for p in found if p.name == "transposed")
     assert transposed.value == [0, 1, 3, 2] and "(u, v swapped)" in transposed.text
 
 
 def test_empty_array_mentions_the_zero_padding():
     case = conv_case()
-    found = diagnose.patterns(evidence(case, "input", np.zeros((2, 2, 0, 0))))
+    found = patterns(evidence(case, "input", np.zeros((2, 2, 0, 0))))
     assert found[0].name == "empty" and "p == 0" in found[0].text
 
 
@@ -331,7 +334,7 @@ def test_nan_entries_are_counted():
     case = relu_case()
     bad = right(case, "input")
     bad[0, 1] = np.nan
-    assert diagnose.patterns(evidence(case, "input", bad))[0].value == 1
+    assert patterns(evidence(case, "input", bad))[0].value == 1
 
 
 def test_wrong_only_at_the_border():
@@ -339,27 +342,25 @@ def test_wrong_only_at_the_border():
     bad = right(case, "input")
     bad[:, :, 0, 2] += 1.0
     bad[1, 0, 3, 4] -= 1.0
-    assert "border" in names(diagnose.patterns(evidence(case, "input", bad)))
+    assert "border" in names(patterns(evidence(case, "input", bad)))
     bad[0, 0, 2, 2] += 1.0  # an interior entry too: no longer border-only
-    assert "border" not in names(diagnose.patterns(evidence(case, "input", bad)))
+    assert "border" not in names(patterns(evidence(case, "input", bad)))
 
 
 def test_wrong_everywhere_and_only_for_later_samples():
     case = conv_case(stride=1, padding=1)
     r = right(case, "input")
-    assert names(diagnose.patterns(evidence(case, "input", r + 1.0)))[0] == "everywhere"
+    assert names(patterns(evidence(case, "input", r + 1.0)))[0] == "everywhere"
     later = r.copy()
     later[1:] += 1.0
-    assert "batch" in names(diagnose.patterns(evidence(case, "input", later)))
+    assert "batch" in names(patterns(evidence(case, "input", later)))
 
 
 def test_wrong_only_where_windows_overlap_and_only_at_ties():
     case = pool_case()
-    overlap = diagnose.patterns(evidence(case, "input", right(case, "input") * 0 + _first_max_overwrite(case)))
+    overlap = patterns(evidence(case, "input", right(case, "input") * 0 + _first_max_overwrite(case)))
     assert "overlap" in names(overlap)
-    ties = diagnose.patterns(
-        evidence(case, "input", mistaken("route_to_all_ties")(case).mistake.wrong(case, {})["input"])
-    )
+    ties = patterns(evidence(case, "input", mistaken("route_to_all_ties")(case).mistake.wrong(case, {})["input"]))
     assert "ties" in names(ties)
 
 
@@ -371,7 +372,7 @@ def _first_max_overwrite(case: Case) -> np.ndarray:
 
 def test_the_minimal_case_statement_respects_what_the_layer_supports():
     case = conv_case(batch=1, channels=1, filters=1, kernel=1, stride=2)
-    found = diagnose.patterns(evidence(case, "input", right(case, "input") * 2))
+    found = patterns(evidence(case, "input", right(case, "input") * 2))
     assert "stride (2, 2) (needs stride > 1)" in found[-1].text
-    fixed = diagnose.patterns(evidence(case, "input", right(case, "input") * 2, minimums={"stride": None}))
+    fixed = patterns(evidence(case, "input", right(case, "input") * 2, minimums={"stride": None}))
     assert "minimal" not in names(fixed)
