@@ -4,6 +4,8 @@ Chosen by ``--hypothesis-profile NAME`` (hypothesis's own pytest option) or the 
 ``HYPOTHESIS_PROFILE``; ``dev`` otherwise. ``make test`` uses ``ci``.
 
 - dev: quick local runs, random, with the example database.
+(Each name's example counts live in checks.settings.PROFILES, beside the ones ``cnn-gradcheck check --profile``
+uses.)
 - ci: derandomised (same examples every run), no deadline, enough examples to matter, prints the
   ``@reproduce_failure`` blob so any failure can be replayed.
 - thorough: many random examples, for a nightly job or a false-positive hunt.
@@ -13,28 +15,24 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+from checks.settings import PROFILES
+
 _SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
+# One table of named profiles (checks.settings.PROFILES) sizes both a check of a layer and this suite.
 # derandomize is explicit everywhere: under CI=true hypothesis's own default is derandomised, and a
 # profile registered without it would silently inherit that.
-settings.register_profile("dev", max_examples=20, derandomize=False, deadline=None, suppress_health_check=_SLOW_IS_FINE)
-settings.register_profile(
-    "ci",
-    max_examples=60,
-    derandomize=True,
-    deadline=None,
-    print_blob=True,
-    database=None,
-    suppress_health_check=_SLOW_IS_FINE,
-)
-settings.register_profile(
-    "thorough",
-    max_examples=1000,
-    derandomize=False,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=_SLOW_IS_FINE,
-)
+# Every profile prints the @reproduce_failure blob of a failure; a derandomised one needs no database.
+for _name, _profile in PROFILES.items():
+    settings.register_profile(
+        _name,
+        max_examples=_profile.suite_examples,
+        derandomize=_profile.derandomize,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=_SLOW_IS_FINE,
+        **({"database": None} if _profile.derandomize else {}),
+    )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from checks import explain
+from checks.adapt import targets
 from checks.adapt.adapters import LayerSpec
 from checks.adapt.guard import Limits
+from checks.job import Job
 from checks.pipeline import properties
 from checks.pipeline.runner import Runner
 from checks.pipeline.trial import Options
 from checks.report import PropertyReport, Report
-from checks.settings import DEFAULT_MAX_EXAMPLES
+from checks.settings import DEFAULT_MAX_EXAMPLES, ORACLES
 from checks.strategies._spec import cases as spec_cases
 
 
@@ -29,12 +31,35 @@ def property_names(spec: LayerSpec) -> list[str]:
     return properties.property_names(names)
 
 
+def load(job: Job) -> LayerSpec:
+    """The LayerSpec the job's target names (``checks.adapt.targets.TargetError`` when it cannot be loaded)."""
+    return targets.load(job.target, kind=job.kind, preset=job.preset, root=job.root, overrides=dict(job.overrides))
+
+
+def check_job(
+    job: Job, *, progress: Callable[[str, PropertyReport | None], None] | None = None, spec: LayerSpec | None = None
+) -> Report:
+    """Check the job's layer: ``spec`` when the caller loaded it already, else the job's target loaded now
+    (``checks.adapt.targets.TargetError`` when it cannot be)."""
+    spec = spec if spec is not None else load(job)
+    return check(
+        spec,
+        max_examples=job.max_examples,
+        seed=job.seed,
+        oracles=job.oracles,
+        only=job.only,
+        limits=Limits(seconds=job.call_seconds, memory_bytes=job.memory_bytes),
+        progress=progress,
+        target=job.shown,
+    )
+
+
 def check(
     spec: LayerSpec,
     *,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     seed: int | None = 0,
-    oracles: Sequence[str] = ("torch", "fd"),
+    oracles: Sequence[str] = ORACLES,
     only: Sequence[str] | None = None,
     limits: Limits | None = None,
     progress: Callable[[str, PropertyReport | None], None] | None = None,

@@ -1,18 +1,33 @@
 """The named settings every front end shares (the CLI, the grader, the sandbox, the pytest plugin, the API).
 
 Standard library only at import: ``cnn-gradcheck --help`` reads this module and must not pay for numpy.
-The suite's own hypothesis profiles (the project's conftest.py) are a different thing: they size the
-property tests of the checker itself, not a check of a user's layer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
-PROFILES = {"dev": 10, "ci": 25, "thorough": 200}
-"""--profile name -> cases per property."""
+
+@dataclass(frozen=True)
+class Profile:
+    """One level of effort, named the same wherever it is chosen. examples: cases per property when a
+    layer is checked (``cnn-gradcheck check --profile``); suite_examples and derandomize: the hypothesis
+    profile of the project's own test suite (``pytest --hypothesis-profile``, registered by conftest.py),
+    which sizes the property tests of the checker itself."""
+
+    examples: int
+    suite_examples: int
+    derandomize: bool
+
+
+PROFILES = {
+    "dev": Profile(examples=10, suite_examples=20, derandomize=False),
+    "ci": Profile(examples=25, suite_examples=60, derandomize=True),
+    "thorough": Profile(examples=200, suite_examples=1000, derandomize=False),
+}
 DEFAULT_PROFILE = "ci"
-DEFAULT_MAX_EXAMPLES = PROFILES[DEFAULT_PROFILE]
+DEFAULT_MAX_EXAMPLES = PROFILES[DEFAULT_PROFILE].examples
 DEFAULT_SEED = 0
 SELFTEST_MAX_EXAMPLES = 15
 ORACLES = ("torch", "fd")

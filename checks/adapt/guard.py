@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TypeVar
 
+from checks.job import CALL_SECONDS, MEMORY_BYTES
+
 T = TypeVar("T")
 
 try:
@@ -77,8 +79,8 @@ class _Timeout(BaseException):
 class Limits:
     """Per-call limits: wall-clock seconds and extra address space in bytes (None = unlimited)."""
 
-    seconds: float | None = 10.0
-    memory_bytes: int | None = 2 * 1024**3
+    seconds: float | None = CALL_SECONDS
+    memory_bytes: int | None = MEMORY_BYTES
 
 
 @dataclass

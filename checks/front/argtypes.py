@@ -36,3 +36,25 @@ def seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
     return value
+
+
+def oracles(text: str) -> tuple[str, ...]:
+    """A comma-separated, non-empty subset of the oracles (checks.settings.ORACLES)."""
+    from checks.settings import ORACLES
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in ORACLES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(ORACLES)}, got {text!r}")
+    return names
+
+
+def mebibytes(text: str) -> float:
+    """A size > 0 in MiB."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MiB, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected MiB > 0, got {text}")
+    return value

@@ -1,22 +1,25 @@
-"""The ``cnn-gradcheck`` command (also ``python -m checks``).
+"""The ``cnn-gradcheck`` command (also ``python -m checks``): the one parser, with three subcommands.
 
 cnn-gradcheck check TARGET [--kind K] [--preset P] [--seed N] [--max-examples N | --profile dev|ci|thorough]
-                           [--json FILE] [--oracles torch,fd] [--timeout S] [--quiet]
+                           [--json FILE] [--oracles torch,fd] [--timeout S] [--quiet] [--plot DIR]
+                           [--isolate [--wall-timeout S] [--memory MB]]   (the check in its own subprocess)
 cnn-gradcheck selftest [MANIFEST] [--max-examples N] [--seed N] [--json FILE] [-k SUBSTRING] [--allow-missing]
 cnn-gradcheck grade SUBMISSIONS_DIR --kind K | --layer KIND=Class ... --out DIR [--jobs N] (see checks.front.grade)
-cnn-gradcheck check ... --isolate [--wall-timeout S] [--memory MB]   (the check in its own subprocess)
 
-Exit status: 0 every property passed (selftest: every example got its expected verdict); 1 a property
-failed (selftest: a mismatch or a skipped example); 2 the target, the manifest or the command line
-could not be used (one line on stderr); 3 an internal error in cnn-gradcheck; 130 interrupted.
+Each subcommand turns its flags into checks.job.Job records and hands them on; nothing here checks
+anything. Exit statuses are checks.settings.Exit: 0 every property passed (selftest: every example got its
+expected verdict; grade: the grading ran); 1 a property failed (selftest: a mismatch or a skipped
+example); 2 the target, the manifest or the command line could not be used (one line on stderr); 3 an
+internal error in cnn-gradcheck; 130 interrupted.
 
-Only argparse is imported up front: numpy, hypothesis and torch load inside the subcommands, so
-``--help`` answers at once.
+Only the standard library is imported up front: numpy, hypothesis and torch load inside the subcommands,
+so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -24,20 +27,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from checks.adapt.targets import KINDS, PRESETS  # stdlib only at import: --help stays fast
+from checks.adapt.targets import KINDS, PRESETS
 from checks.front import argtypes, grade
-from checks.sandbox import isolate  # stdlib only at import, like targets
-from checks.settings import DEFAULT_PROFILE, ORACLES, PROFILES, SELFTEST_MAX_EXAMPLES, Exit
+from checks.job import CALL_SECONDS, MEMORY_BYTES, Job
+from checks.sandbox import isolate
+from checks.settings import (
+    DEFAULT_MAX_EXAMPLES,
+    DEFAULT_PROFILE,
+    DEFAULT_SEED,
+    ORACLES,
+    PROFILES,
+    SELFTEST_MAX_EXAMPLES,
+    Exit,
+)
 
 PROG = "cnn-gradcheck"
 MAX_DEFAULT_JOBS = 4
-EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = (
-    Exit.OK,
-    Exit.FAILED,
-    Exit.UNUSABLE,
-    Exit.INTERNAL,
-    Exit.INTERRUPTED,
-)
 
 
 def default_jobs() -> int:
@@ -46,20 +51,6 @@ def default_jobs() -> int:
 
 class UsageProblem(Exception):
     """Something the user gave cannot be used; ``str()`` is the one line to print."""
-
-
-# -- argument types -------------------------------------------------------------------------------
-
-
-_positive_int, _seed, _seconds = argtypes.positive_int, argtypes.seed, argtypes.seconds
-
-
-def _oracles(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [n for n in names if n not in ORACLES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(ORACLES)}, got {text!r}")
-    return names
 
 
 # -- the parser -----------------------------------------------------------------------------------
@@ -72,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 passed, 1 a property failed, 2 unusable target or arguments, 3 internal error.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _check_parser(sub)
+    _selftest_parser(sub)
+    _grade_parser(sub)
+    return parser
 
+
+def _check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
         help="check one layer",
@@ -85,25 +82,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", choices=KINDS, help="layer kind (for classes; for function pairs when the file has several)"
     )
     check.add_argument("--preset", choices=PRESETS, help="how to drive a class (not needed for a LayerSpec)")
-    check.add_argument("--seed", type=_seed, default=0, help="hypothesis seed (default 0)")
-    check.add_argument("--max-examples", type=_positive_int, help="cases per property (overrides --profile)")
+    check.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="hypothesis seed (default 0)")
+    check.add_argument("--max-examples", type=argtypes.positive_int, help="cases per property (overrides --profile)")
     check.add_argument(
         "--profile",
         choices=tuple(PROFILES),
         default=DEFAULT_PROFILE,
-        help=", ".join(f"{k}: {v}" for k, v in PROFILES.items())
+        help=", ".join(f"{k}: {v.examples}" for k, v in PROFILES.items())
         + f" examples per property (default {DEFAULT_PROFILE})",
     )
     check.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE ('-': stdout only)")
     check.add_argument(
-        "--oracles", type=_oracles, default=ORACLES, metavar="LIST", help="comma-separated, default torch,fd"
+        "--oracles", type=argtypes.oracles, default=ORACLES, metavar="LIST", help="comma-separated, default torch,fd"
     )
-    check.add_argument("--timeout", type=_seconds, metavar="S", help="seconds per call into the layer (default 10)")
+    check.add_argument(
+        "--timeout",
+        type=argtypes.seconds,
+        metavar="S",
+        help=f"seconds per call into the layer (default {CALL_SECONDS:g})",
+    )
     check.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     check.add_argument("--plot", metavar="DIR", help="write a heatmap PNG per failing gradient into DIR (matplotlib)")
-    isolate.add_arguments(check)  # --isolate, --wall-timeout, --memory: the check in its own subprocess
+    check.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run the check in a child process with a wall-clock limit, a memory limit and its own working "
+        "directory (a crash, hang or os._exit becomes a failed check)",
+    )
+    check.add_argument(
+        "--wall-timeout",
+        type=argtypes.seconds,
+        default=isolate.DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"with --isolate: seconds for the whole check (default {isolate.DEFAULT_TIMEOUT:g})",
+    )
+    check.add_argument(
+        "--memory",
+        type=argtypes.mebibytes,
+        default=isolate.DEFAULT_MEMORY / isolate.MiB,
+        metavar="MB",
+        help=f"with --isolate: memory the layer may use, in MiB (default {isolate.DEFAULT_MEMORY // isolate.MiB})",
+    )
     check.set_defaults(run=run_check)
 
+
+def _selftest_parser(sub: Any) -> None:
     selftest = sub.add_parser(
         "selftest",
         help="check every bundled example against its expected verdict",
@@ -123,15 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     selftest.add_argument(
         "--max-examples",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=SELFTEST_MAX_EXAMPLES,
         help=f"cases per property (default {SELFTEST_MAX_EXAMPLES})",
     )
-    selftest.add_argument("--seed", type=_seed, default=0, help="hypothesis seed (default 0)")
+    selftest.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="hypothesis seed (default 0)")
     selftest.add_argument(
         "-j",
         "--jobs",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=default_jobs(),
         help=f"examples run in parallel processes (default {default_jobs()}: the CPUs, at most {MAX_DEFAULT_JOBS})",
     )
@@ -153,14 +176,60 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     selftest.set_defaults(run=run_selftest)
 
+
+def _grade_parser(sub: Any) -> None:
     grading = sub.add_parser(
         "grade",
         help="grade a folder of submissions, each check isolated",
         description="Check every submission's layers (one folder or .py file per student), each in its own "
         "subprocess with a time and memory limit, in parallel; write summary.csv/json and a report each.",
     )
-    grade.build_parser(grading)
-    return parser
+    grading.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one folder or .py file per student")
+    grading.add_argument(
+        "--layer",
+        action="append",
+        default=[],
+        metavar="KIND=Class",
+        help="a layer to grade: KIND=ClassName[,OtherName] or KIND=file.py:ClassName (repeat per kind)",
+    )
+    grading.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        choices=grade.KINDS,
+        help="a layer to grade under its usual seed-style name(s): "
+        + "; ".join(f"{k}: {'/'.join(v)}" for k, v in grade.DEFAULT_CLASSES.items()),
+    )
+    grading.add_argument(
+        "--preset", default="seed", choices=("seed", "nchw"), help="how to drive the classes (default seed)"
+    )
+    grading.add_argument("--out", required=True, metavar="DIR", help="where summary.csv, summary.json, reports/ go")
+    grading.add_argument(
+        "--jobs", "-j", type=argtypes.positive_int, default=os.cpu_count() or 1, help="checks at once (default: cores)"
+    )
+    grading.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="hypothesis seed (default 0)")
+    grading.add_argument(
+        "--max-examples",
+        type=argtypes.positive_int,
+        default=DEFAULT_MAX_EXAMPLES,
+        help=f"cases per property ({DEFAULT_MAX_EXAMPLES})",
+    )
+    grading.add_argument(
+        "--timeout",
+        type=argtypes.seconds,
+        default=grade.DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds per check ({grade.DEFAULT_TIMEOUT:g})",
+    )
+    grading.add_argument(
+        "--memory",
+        type=argtypes.mebibytes,
+        default=grade.DEFAULT_MEMORY / isolate.MiB,
+        metavar="MB",
+        help=f"memory per check in MiB, beyond the checker's own ({grade.DEFAULT_MEMORY // isolate.MiB})",
+    )
+    grading.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    grading.set_defaults(run=run_grade)
 
 
 # -- check ----------------------------------------------------------------------------------------
@@ -180,19 +249,23 @@ class Progress:
         self.stream.flush()
 
 
-def replay_command(args: argparse.Namespace, max_examples: int) -> str:
+def job_from_args(args: argparse.Namespace) -> Job:
+    """The Job that ``cnn-gradcheck check`` flags describe."""
+    return Job(
+        args.target,
+        kind=args.kind,
+        preset=args.preset,
+        seed=args.seed,
+        max_examples=args.max_examples or PROFILES[args.profile].examples,
+        oracles=tuple(args.oracles),
+        call_seconds=args.timeout or CALL_SECONDS,
+        memory_bytes=int(args.memory * isolate.MiB) if args.isolate else MEMORY_BYTES,
+    )
+
+
+def replay_command(job: Job) -> str:
     """The command that reruns exactly this check."""
-    parts = [PROG, "check", args.target]
-    if args.kind:
-        parts += ["--kind", args.kind]
-    if args.preset:
-        parts += ["--preset", args.preset]
-    parts += ["--seed", str(args.seed), "--max-examples", str(max_examples)]
-    if tuple(args.oracles) != ORACLES:
-        parts += ["--oracles", ",".join(args.oracles)]
-    if args.timeout:
-        parts += ["--timeout", f"{args.timeout:g}"]
-    return " ".join(parts)
+    return " ".join([PROG, *job.replay_args()])
 
 
 def _write_json(destination: str, text: str) -> None:
@@ -218,42 +291,30 @@ def _write_plots(report: Any, directory: str) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    if getattr(args, "isolate", False):
-        return isolate.check_isolated_main(args)
+    job = job_from_args(args)
+    if args.isolate:
+        return _run_isolated(job, args)
+    from checks import api
     from checks.adapt import targets
 
-    max_examples = args.max_examples or PROFILES[args.profile]
     try:
-        spec = targets.load(args.target, kind=args.kind, preset=args.preset)
+        spec = api.load(job)
     except targets.TargetError as exc:
         if args.json:
             from checks.report import Report
 
             _write_json(
-                args.json, Report(target=args.target, kind=args.kind or "", properties=[], error=str(exc)).to_json()
+                args.json, Report(target=job.target, kind=job.kind or "", properties=[], error=str(exc)).to_json()
             )
-        print(f"{PROG}: cannot load {args.target}: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
-
-    from checks.adapt.guard import Limits
-    from checks.api import check
-
-    limits = Limits(seconds=args.timeout) if args.timeout else None
+        print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
+        return Exit.UNUSABLE
     if not args.quiet:
         print(
-            f"{PROG}: {args.target} ({spec.kind}), seed {args.seed}, {max_examples} examples per property, "
-            f"oracles {','.join(args.oracles)}",
+            f"{PROG}: {job.target} ({spec.kind}), seed {job.seed}, {job.max_examples} examples per property, "
+            f"oracles {','.join(job.oracles)}",
             file=sys.stderr,
         )
-    report = check(
-        spec,
-        max_examples=max_examples,
-        seed=args.seed,
-        oracles=args.oracles,
-        limits=limits,
-        progress=None if args.quiet else Progress(sys.stderr),
-        target=args.target,
-    )
+    report = api.check_job(job, progress=None if args.quiet else Progress(sys.stderr), spec=spec)
     if args.json:
         _write_json(args.json, report.to_json())
     if args.json != "-":
@@ -262,9 +323,57 @@ def run_check(args: argparse.Namespace) -> int:
         _write_plots(report, args.plot)
     if not report.passed:
         failed = ", ".join(report.failed_properties) or report.error or "?"
-        print(f"{PROG}: FAILED ({failed}); replay: {replay_command(args, max_examples)}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        print(f"{PROG}: FAILED ({failed}); replay: {replay_command(job)}", file=sys.stderr)
+        return Exit.FAILED
+    return Exit.OK
+
+
+def _run_isolated(job: Job, args: argparse.Namespace) -> int:
+    """``check --isolate``: the same check in a child process; the report (or the cause) rendered here."""
+    if not args.quiet:
+        print(
+            f"{PROG}: {job.target} isolated (wall {args.wall_timeout:g} s, memory "
+            f"{isolate.size_text(job.memory_bytes)}), seed {job.seed}, {job.max_examples} examples per property",
+            file=sys.stderr,
+        )
+
+    def show(stage: str) -> None:
+        if stage.startswith("check:") and not stage.endswith(":done"):
+            print(f"  {stage.split(':')[1]} ...", file=sys.stderr, flush=True)
+
+    result = isolate.run_isolated(job, timeout=args.wall_timeout, on_stage=None if args.quiet else show)
+    if args.json:
+        report = result.report if result.report is not None else _error_report(result, job)
+        _write_json(args.json, json.dumps(report, indent=2))
+    if args.json != "-":
+        if result.rendered:
+            print(result.rendered)
+        else:
+            print(f"{job.target} ({job.kind or '?'}): {result.status.upper()}\n  {result.reason}")
+            if result.where:
+                print(f"  at {result.where}")
+    if result.status == "error":
+        print(f"{PROG}: cannot load {job.target}: {result.reason}", file=sys.stderr)
+    elif not result.passed:
+        print(f"{PROG}: FAILED ({result.status}): {result.reason}", file=sys.stderr)
+        if result.stdout_tail and result.status in ("crashed", "internal", "timeout"):
+            print("--- the child's output (tail) ---\n" + result.stdout_tail, file=sys.stderr)
+    return result.exit_code
+
+
+def _error_report(result: isolate.IsolatedResult, job: Job) -> dict:
+    """A report-shaped dict for a check that produced no report (schema of checks.report)."""
+    from checks.report import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "target": job.target,
+        "kind": job.kind or "",
+        "passed": False,
+        "error": f"{result.status}: {result.reason}",
+        "settings": {"seed": job.seed, "isolated": True},
+        "properties": [],
+    }
 
 
 # -- selftest -------------------------------------------------------------------------------------
@@ -277,11 +386,11 @@ def run_selftest(args: argparse.Namespace) -> int:
         manifest = selftest.load_manifest(Path(args.manifest), root=Path(args.root) if args.root else None)
     except selftest.ManifestError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return Exit.UNUSABLE
     examples = selftest.select(manifest.examples, args.keyword)
     if not examples:
         print(f"{PROG}: no example in {args.manifest} matches -k {args.keyword!r}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return Exit.UNUSABLE
     progress = None if args.quiet else selftest.ProgressLine(sys.stderr, len(examples))
     outcomes = selftest.run(
         examples,
@@ -304,7 +413,42 @@ def run_selftest(args: argparse.Namespace) -> int:
             "strict": args.strict,
         }
         _write_json(args.json, selftest.to_json(outcomes, settings=settings))
-    return EXIT_OK if ok else EXIT_FAILED
+    return Exit.OK if ok else Exit.FAILED
+
+
+# -- grade ----------------------------------------------------------------------------------------
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    """``cnn-gradcheck grade``: grade the folder, print the table, return the exit status."""
+    layers: list[str] = [*args.layer, *args.kind] or list(grade.KINDS)
+
+    def show(done: int, total: int, row: grade.Row) -> None:
+        print(f"[{done}/{total}] {row.submission} {row.layer}: {row.status} ({row.seconds:.1f} s)", file=sys.stderr)
+
+    try:
+        summary = grade.grade(
+            args.submissions,
+            layers,
+            out_dir=args.out,
+            preset=args.preset,
+            jobs=args.jobs,
+            seed=args.seed,
+            max_examples=args.max_examples,
+            timeout=args.timeout,
+            memory_bytes=int(args.memory * isolate.MiB),
+            progress=None if args.quiet else show,
+        )
+    except grade.GradeError as exc:
+        print(f"{PROG} grade: {exc}", file=sys.stderr)
+        return Exit.UNUSABLE
+    print(summary.render_table())
+    counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
+    print(
+        f"{len(summary.rows)} checks ({counts}) in {summary.wall_seconds:.1f} s with {summary.jobs} jobs; "
+        f"wrote {Path(args.out) / 'summary.csv'}, summary.json and reports/"
+    )
+    return Exit.INTERNAL if summary.counts.get("internal") else Exit.OK
 
 
 # -- entry point ----------------------------------------------------------------------------------
@@ -316,22 +460,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse has printed it
-        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else EXIT_UNUSABLE
+        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else Exit.UNUSABLE
     try:
         return args.run(args)
     except UsageProblem as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return Exit.UNUSABLE
     except KeyboardInterrupt:
+        isolate.kill_all()
         print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
     except Exception:
         print(
             f"{PROG}: internal error in cnn-gradcheck (not in your layer); please report it with this traceback:",
             file=sys.stderr,
         )
         traceback.print_exc()
-        return EXIT_INTERNAL
+        return Exit.INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

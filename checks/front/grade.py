@@ -2,7 +2,7 @@
 
 cnn-gradcheck grade SUBMISSIONS_DIR [--layer KIND=Class[,Other] | --layer KIND=file.py:Class | --kind KIND]...
                     [--preset seed] --out DIR [--jobs N] [--seed N] [--max-examples N] [--timeout S] [--memory MB]
-(also ``python -m checks.front.grade ...``)
+(the command line is checks.front.cli's; this module is what it runs)
 
 Submissions: every folder (one per student) and every ``.py`` file (a single-file submission) directly in
 SUBMISSIONS_DIR, hidden entries and ``__pycache__`` left out. For each layer to grade, the class is looked
@@ -13,8 +13,9 @@ conv=ConvLayer,Conv3x3`` takes the first name found; ``--layer conv=model.py:Con
 A class that is not found is that submission's failure (status "missing": "no class ConvLayer
 found"), not an error of the run.
 
-Each (submission, layer) check runs through ``checks.sandbox.isolate.run_isolated`` on a COPY of the submission
-in a fresh temporary folder of its own, with a wall-clock timeout and a memory limit; a submission that
+Each (submission, layer) check is a checks.job.Job run by ``checks.sandbox.isolate.run_isolated`` on a
+COPY of the submission in a fresh temporary folder of its own, with a wall-clock timeout and a memory
+limit; a submission that
 hangs, crashes, exhausts memory or writes into other folders only affects its own row. The checks run
 in parallel: a thread pool of ``jobs`` threads, each waiting on one child process.
 
@@ -28,13 +29,12 @@ Output (``--out DIR``, which must not be inside SUBMISSIONS_DIR):
 - reports/SUBMISSION.json (every layer's isolated result with its full report) and
   reports/SUBMISSION.txt (the rendered reports).
 
-Exit status of ``grade_main``: 0 the grading ran (whatever the verdicts), 2 the command line or the
-submissions folder could not be used, 3 a check ended in an internal error of cnn-gradcheck.
+Exit status of ``cnn-gradcheck grade``: 0 the grading ran (whatever the verdicts), 2 the command line or
+the submissions folder could not be used, 3 a check ended in an internal error of cnn-gradcheck.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import io
@@ -42,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -52,33 +51,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from checks.job import CALL_SECONDS, Job
 from checks.sandbox import isolate
-from checks.settings import DEFAULT_MAX_EXAMPLES, Exit
+from checks.settings import DEFAULT_MAX_EXAMPLES, ORACLES
 
-KINDS = ("conv", "maxpool", "relu", "dense")
 DEFAULT_CLASSES: dict[str, tuple[str, ...]] = {
     "conv": ("ConvLayer", "Conv3x3"),
     "maxpool": ("MaxPoolLayer", "MaxPool2"),
     "relu": ("ReLULayer", "ReLU"),
     "dense": ("FullyConnectedLayer", "DenseLayer"),
 }
+KINDS = tuple(DEFAULT_CLASSES)
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = 2 * isolate.GiB
-PROPERTY_ORDER = (
-    "forward",
-    "grad_input",
-    "grad_weight",
-    "grad_bias",
-    "oracle_agreement",
-    "linearity",
-    "determinism",
-    "no_mutation",
-    "quiet",
-)
 SUMMARY_SCHEMA = "cnn-gradcheck-grade/1"
 STATUSES = (*isolate.STATUSES, "missing")  # missing: the submission has no such class (nothing was run)
 TIMING_FIELDS = ("seconds",)  # per row; plus the top-level "run" section of summary.json
-EXIT_OK, EXIT_UNUSABLE, EXIT_INTERNAL = Exit.OK, Exit.UNUSABLE, Exit.INTERNAL
 
 
 class GradeError(Exception):
@@ -326,8 +314,10 @@ class Summary:
 
     @property
     def properties(self) -> list[str]:
+        from checks.pipeline.properties import property_names  # numpy: not at import (--help stays fast)
+
         seen = {p for r in self.rows for p in r.properties}
-        known = [p for p in PROPERTY_ORDER if p in seen]
+        known = [p for p in property_names(["input", "weight", "bias"]) if p in seen]
         return known + sorted(seen - set(known))
 
     def row(self, submission: str, layer: str) -> Row:
@@ -452,7 +442,8 @@ def grade(
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     timeout: float = DEFAULT_TIMEOUT,
     memory_bytes: int | None = DEFAULT_MEMORY,
-    extra: Mapping[str, Any] | None = None,
+    oracles: Sequence[str] = ORACLES,
+    call_seconds: float | None = CALL_SECONDS,
     progress: Callable[[int, int, Row], None] | None = None,
 ) -> Summary:
     """Grade every submission in ``submissions_dir`` and write the summary and reports to ``out_dir``.
@@ -460,7 +451,8 @@ def grade(
     layers: ``{"conv": "ConvLayer", "dense": ["FullyConnectedLayer", "DenseLayer"]}`` (kind -> class
     name(s), or "file.py:Class"), or a list of kinds (``["conv", "relu"]``: DEFAULT_CLASSES) or of
     "kind=Class" strings. jobs: checks run at once (default: the machine's cores). timeout and
-    memory_bytes: per check (see ``checks.sandbox.isolate.run_isolated``); extra: passed on to it.
+    memory_bytes: per check (see ``checks.sandbox.isolate.run_isolated``); oracles and call_seconds (the
+    limit of each call into the layer): as for ``cnn-gradcheck check``.
     progress(done, total, row): called as each check ends (from the calling thread).
     """
     subs = Path(submissions_dir)
@@ -478,7 +470,7 @@ def grade(
         "max_examples": max_examples,
         "timeout": timeout,
         "memory_bytes": memory_bytes,
-        "extra": dict(extra or {}),
+        "extra": _extra(oracles, call_seconds),
     }
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -502,17 +494,17 @@ def grade(
 
     def run(item: tuple[Submission, LayerChoice, str]) -> tuple[Submission, LayerChoice, str, isolate.IsolatedResult]:
         submission, choice, target = item
-        result = isolate.run_isolated(
+        job = Job(
             target,
             choice.kind,
             preset,
             seed=seed,
             max_examples=max_examples,
-            timeout=timeout,
+            oracles=tuple(oracles),
+            call_seconds=call_seconds,
             memory_bytes=memory_bytes,
-            extra=extra,
-            copy=submission.path,
         )
+        result = isolate.run_isolated(job, timeout=timeout, copy=submission.path)
         return submission, choice, target, result
 
     if work:
@@ -539,109 +531,11 @@ def grade(
     return summary
 
 
-# -- command line ------------------------------------------------------------------------------------
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The ``grade`` options, on ``parser`` (a subparser of cnn-gradcheck) or a new parser."""
-    if parser is None:
-        parser = argparse.ArgumentParser(
-            prog="cnn-gradcheck grade",
-            description="Check every submission's layers, each in an isolated child process, and write a summary.",
-        )
-    parser.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one folder or .py file per student")
-    parser.add_argument(
-        "--layer",
-        action="append",
-        default=[],
-        metavar="KIND=Class",
-        help="a layer to grade: KIND=ClassName[,OtherName] or KIND=file.py:ClassName (repeat per kind)",
-    )
-    parser.add_argument(
-        "--kind",
-        action="append",
-        default=[],
-        choices=KINDS,
-        help="a layer to grade under its usual seed-style name(s): "
-        + "; ".join(f"{k}: {'/'.join(v)}" for k, v in DEFAULT_CLASSES.items()),
-    )
-    parser.add_argument(
-        "--preset", default="seed", choices=("seed", "nchw"), help="how to drive the classes (default seed)"
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="where summary.csv, summary.json, reports/ go")
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="checks at once (default: cores)")
-    parser.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0)")
-    parser.add_argument(
-        "--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES, help=f"cases per property ({DEFAULT_MAX_EXAMPLES})"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help=f"seconds per check ({DEFAULT_TIMEOUT:g})"
-    )
-    parser.add_argument(
-        "--memory",
-        type=float,
-        default=DEFAULT_MEMORY / isolate.MiB,
-        metavar="MB",
-        help=f"memory per check in MiB, beyond the checker's own ({DEFAULT_MEMORY // isolate.MiB})",
-    )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    parser.set_defaults(run=run_grade)
-    return parser
-
-
-def run_grade(args: argparse.Namespace) -> int:
-    """Run ``grade`` for parsed arguments; print the table; return the exit status."""
-    for name, value in (("--jobs", args.jobs), ("--max-examples", args.max_examples)):
-        if value < 1:
-            print(f"cnn-gradcheck grade: {name} must be at least 1", file=sys.stderr)
-            return EXIT_UNUSABLE
-    if args.timeout <= 0 or args.memory <= 0:
-        print("cnn-gradcheck grade: --timeout and --memory must be positive", file=sys.stderr)
-        return EXIT_UNUSABLE
-    layers: list[str] = [*args.layer, *args.kind]
-    if not layers:
-        layers = list(KINDS)
-
-    def show(done: int, total: int, row: Row) -> None:
-        print(f"[{done}/{total}] {row.submission} {row.layer}: {row.status} ({row.seconds:.1f} s)", file=sys.stderr)
-
-    try:
-        summary = grade(
-            args.submissions,
-            layers,
-            out_dir=args.out,
-            preset=args.preset,
-            jobs=args.jobs,
-            seed=args.seed,
-            max_examples=args.max_examples,
-            timeout=args.timeout,
-            memory_bytes=int(args.memory * isolate.MiB),
-            progress=None if args.quiet else show,
-        )
-    except GradeError as exc:
-        print(f"cnn-gradcheck grade: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    except KeyboardInterrupt:
-        print("\ncnn-gradcheck grade: interrupted", file=sys.stderr)
-        return 130
-    print(summary.render_table())
-    counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
-    print(
-        f"{len(summary.rows)} checks ({counts}) in {summary.wall_seconds:.1f} s with {summary.jobs} jobs; "
-        f"wrote {Path(args.out) / 'summary.csv'}, summary.json and reports/"
-    )
-    return EXIT_INTERNAL if summary.counts.get("internal") else EXIT_OK
-
-
-def grade_main(argv: Sequence[str] | None = None) -> int:
-    """``cnn-gradcheck grade ...`` / ``python -m checks.front.grade ...``; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_UNUSABLE
-    return run_grade(args)
-
-
-if __name__ == "__main__":
-    sys.exit(grade_main())
+def _extra(oracles: Sequence[str], call_seconds: float | None) -> dict[str, Any]:
+    """The settings that differ from a default check, as the summary records them."""
+    extra: dict[str, Any] = {}
+    if tuple(oracles) != ORACLES:
+        extra["oracles"] = list(oracles)
+    if call_seconds != CALL_SECONDS:
+        extra["call_timeout"] = call_seconds
+    return extra

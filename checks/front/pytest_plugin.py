@@ -31,6 +31,7 @@ import pytest
 
 from checks.adapt.targets import KINDS, PRESETS
 from checks.front import argtypes
+from checks.job import Job
 from checks.settings import DEFAULT_MAX_EXAMPLES, DEFAULT_SEED
 
 GROUP = "cnn-gradcheck"
@@ -90,6 +91,18 @@ class Settings:
     seed: int
     max_examples: int
     root: Path
+
+    def job(self, only: list[str] | None = None) -> Job:
+        """The Job these settings describe (``only``: the selected properties)."""
+        return Job(
+            self.layer,
+            kind=self.kind,
+            preset=self.preset,
+            root=str(self.root),
+            seed=self.seed,
+            max_examples=self.max_examples,
+            only=tuple(only) if only else None,
+        )
 
     def flags(self) -> str:
         """The exact command-line flags that replay this run."""
@@ -211,6 +224,7 @@ class LayerCollector(pytest.Collector):
         self._error: BaseException | None = None
 
     def collect(self) -> list[pytest.Item]:
+        from checks import api
         from checks.adapt import targets
 
         s = self.settings
@@ -225,40 +239,24 @@ class LayerCollector(pytest.Collector):
             )
         except targets.TargetError as exc:
             raise self.CollectError(f"cnn-gradcheck: cannot load {s.layer}: {exc}") from None
-        from checks.api import property_names
-
-        return [PropertyItem.from_parent(self, name=prop) for prop in property_names(self.spec)]
+        return [PropertyItem.from_parent(self, name=prop) for prop in api.property_names(self.spec)]
 
     def report_for(self, prop: str) -> Any:
         """The property's PropertyReport, from one check of every selected property (run once)."""
+        from checks.api import check_job
+
         if self._error is not None:
             raise self._error
         if self._report is None:
-            from checks.api import check
-
             selected = [i.name for i in self.session.items if isinstance(i, PropertyItem) and i.parent is self]
             try:
-                self._report = check(
-                    self.spec,
-                    max_examples=self.settings.max_examples,
-                    seed=self.settings.seed,
-                    only=selected or None,
-                    target=self.settings.layer,
-                )
+                self._report = check_job(self.settings.job(selected))
             except Exception as exc:
                 self._error = exc
                 raise
         found = [p for p in self._report.properties if p.property == prop]
         if not found:  # not selected when the check ran (only under unusual plugins): check it alone
-            from checks.api import check
-
-            extra = check(
-                self.spec,
-                max_examples=self.settings.max_examples,
-                seed=self.settings.seed,
-                only=[prop],
-                target=self.settings.layer,
-            )
+            extra = check_job(self.settings.job([prop]))
             self._report.properties.extend(extra.properties)
             found = extra.properties
         return found[0]

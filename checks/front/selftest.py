@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from checks.job import Job
+from checks.settings import SELFTEST_MAX_EXAMPLES
+
 PRESET_FOR_CONVENTION = {"seed": "seed", "function_pair": "function_pair"}
 # README categories that are one property each; the others (fault, structural, nonfinite) are not
 # property names, and an entry that lists them cannot be verified by property (it is a MISMATCH).
@@ -167,17 +170,23 @@ def select(examples: Sequence[Example], keyword: str | None) -> list[Example]:
     return [e for e in examples if key in " ".join([e.target, e.spec or "", e.kind, e.convention]).lower()]
 
 
-def spec_for(example: Example, root: Path) -> Any | None:
-    """The LayerSpec for an example, or None when the manifest says no way to build one."""
-    from checks.adapt import targets
-
-    overrides = dict(example.options) or None
-    if example.spec:
-        return targets.load(example.spec, kind=example.kind, root=root, overrides=overrides)
-    preset = PRESET_FOR_CONVENTION.get(example.convention)
-    if preset is None:
-        return None
-    return targets.load(example.target, kind=example.kind, preset=preset, root=root, overrides=overrides)
+def job_for(example: Example, root: Path, *, max_examples: int, seed: int) -> Job | None:
+    """The Job that checks an example, or None when the manifest says no way to load it."""
+    preset = None
+    if not example.spec:
+        preset = PRESET_FOR_CONVENTION.get(example.convention)
+        if preset is None:
+            return None
+    return Job(
+        example.spec or example.target,
+        kind=example.kind,
+        preset=preset,
+        overrides=example.options,
+        root=str(root),
+        seed=seed,
+        max_examples=max_examples,
+        label=example.shown,
+    )
 
 
 def judge(example: Example, report: Any, *, strict: bool = False) -> Outcome:
@@ -202,18 +211,17 @@ def judge(example: Example, report: Any, *, strict: bool = False) -> Outcome:
 def run_one(example: Example, root: Path, *, max_examples: int, seed: int, strict: bool = False) -> Outcome:
     """Load, check and judge one example (a target that cannot be loaded is a MISMATCH)."""
     from checks.adapt import targets
-    from checks.api import check
+    from checks.api import check_job
 
     start = time.perf_counter()
-    try:
-        spec = spec_for(example, root)
-    except targets.TargetError as exc:
-        return Outcome(example, MISMATCH, "error", reason=str(exc), seconds=time.perf_counter() - start)
-    if spec is None:
+    job = job_for(example, root, max_examples=max_examples, seed=seed)
+    if job is None:
         reason = f"no spec: convention {example.convention!r} needs a 'spec' field (path.py:name of a LayerSpec)"
         return Outcome(example, SKIPPED, "skipped", reason=reason)
     try:
-        report = check(spec, max_examples=max_examples, seed=seed, target=example.shown)
+        report = check_job(job)
+    except targets.TargetError as exc:
+        return Outcome(example, MISMATCH, "error", reason=str(exc), seconds=time.perf_counter() - start)
     except Exception as exc:  # a harness bug must not end the self-test: report it on this example
         return Outcome(example, MISMATCH, "crash", reason=internal_error(exc), seconds=time.perf_counter() - start)
     outcome = judge(example, report, strict=strict)
@@ -235,7 +243,7 @@ def run(
     examples: Sequence[Example],
     root: Path,
     *,
-    max_examples: int = 15,
+    max_examples: int = SELFTEST_MAX_EXAMPLES,
     seed: int = 0,
     jobs: int = 1,
     strict: bool = False,

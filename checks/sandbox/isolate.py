@@ -1,6 +1,7 @@
 """Run ONE check in a fresh child process, so nothing the layer under test does can harm the caller.
 
-``run_isolated(target, kind, preset, ...)`` -> ``IsolatedResult(report, status, reason, seconds, stdout_tail)``.
+``run_isolated(job, timeout=...)`` -> ``IsolatedResult(report, status, reason, seconds, stdout_tail)``: the
+checks.job.Job crosses into the child as JSON, the result comes back as JSON.
 
 The child is forked from a multiprocessing *forkserver* (spawn where there is none) that has imported
 numpy, hypothesis, the checker and torch once, so a child starts in milliseconds instead of paying the
@@ -37,8 +38,8 @@ How each way of going wrong is told apart (``status``: reason):
 - ``internal``: cnn-gradcheck itself raised (not the layer); the reason ends with the exception.
 
 Each reason says what the child was doing when it happened ("while importing the submission", "in
-property grad_input"). Exit codes (``IsolatedResult.exit_code``, ``check_isolated_main``): 0 passed,
-1 failed / timeout / memory / crashed, 2 error, 3 internal.
+property grad_input"). ``IsolatedResult.exit_code`` maps the status to the command's exit status
+(checks.settings.STATUS_EXIT): 0 passed, 1 failed / timeout / memory / crashed, 2 error, 3 internal.
 
 As with any multiprocessing code, a script that calls ``run_isolated`` must guard its top level with
 ``if __name__ == "__main__":`` (the child re-imports the caller's main module, as spawn does).
@@ -52,7 +53,6 @@ container.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -64,12 +64,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from checks.adapt.guard import Cause, address_space
-from checks.settings import DEFAULT_MAX_EXAMPLES, DEFAULT_PROFILE, PROFILES, STATUS_EXIT, Exit
+from checks.job import Job
+from checks.settings import STATUS_EXIT, Exit
 
 GiB = 1024**3
 MiB = 1024**2
@@ -79,7 +80,7 @@ FILE_SIZE_LIMIT = 256 * MiB  # RLIMIT_FSIZE in the child: any single file it wri
 RESULT_LIMIT = 64 * MiB  # a larger result file is not read
 TAIL_CHARS = 4000
 _MAX_STAGES = 500
-DUMP_SECONDS = 0.3  # how long a hung child gets to print its stack before it is killed
+DUMP_SECONDS = 10.0  # at most this long a hung child gets to print its stack before it is killed
 PRELOAD = [
     "checks.api",
     "checks.adapt.targets",
@@ -92,7 +93,6 @@ PRELOAD = [
 STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "error", "internal")
 
 _CHILD_STATUSES = ("passed", "failed", "timeout", "memory", "error", "internal")
-_EXTRA_KEYS = ("oracles", "only", "call_timeout")
 _SIGNAL_WORDS = {
     "SIGSEGV": "crashed: segmentation fault (SIGSEGV)",
     "SIGBUS": "crashed: bus error (SIGBUS)",
@@ -263,12 +263,12 @@ def _child(job: dict[str, Any]) -> None:
     stage("start")
     payload: dict[str, Any] = {"token": job["token"], "report": None, "rendered": ""}
     try:
-        _set_limits(job["memory_bytes"])
+        _set_limits(job["job"]["memory_bytes"])
         if "torch" in sys.modules:  # parallel jobs: one thread each
             sys.modules["torch"].set_num_threads(1)
         payload.update(_run_check(job, stage))
     except MemoryError:
-        payload.update(status="memory", reason=f"killed: {_limit_text(job['memory_bytes'])} exceeded")
+        payload.update(status="memory", reason=f"killed: {_limit_text(job['job']['memory_bytes'])} exceeded")
     except BaseException as exc:  # noqa: BLE001 - whatever escapes the checker is reported, not raised
         import traceback
 
@@ -295,50 +295,31 @@ def _child(job: dict[str, Any]) -> None:
     os._exit(code)  # no atexit handlers, no waiting for threads the submission left running
 
 
-def _run_check(job: dict[str, Any], stage: _Stage) -> dict[str, Any]:
+def _run_check(spec: dict[str, Any], stage: _Stage) -> dict[str, Any]:
     from checks.adapt import targets
 
-    root = Path(job["root"])
+    job = Job.from_dict(spec["job"])
+    root = Path(job.root or ".")
     stage("import")
     try:
-        parsed = targets.parse(job["target"])
-        targets.import_target(parsed, root)
+        targets.import_target(targets.parse(job.target), root)
     except targets.TargetError as exc:
         text = str(exc)
         if exc.cause == Cause.MEMORY:
-            limit = _limit_text(job["memory_bytes"])
+            limit = _limit_text(job.memory_bytes)
             return {"status": "memory", "reason": f"killed: {limit} exceeded (while importing: {text})"}
         if exc.cause == Cause.TIMEOUT:
             return {"status": "timeout", "reason": f"timed out while importing: {text}"}
         return {"status": "error", "reason": f"import failed: {text}"}
     stage("load")
+    from checks.api import check_job
+
     try:
-        spec = targets.load(job["target"], kind=job["kind"], preset=job["preset"], root=root)
+        report = check_job(job, progress=stage.progress)
     except targets.TargetError as exc:
         return {"status": "error", "reason": f"could not load: {exc}"}
-
-    from checks.adapt.guard import Limits
-    from checks.api import check
-
-    extra = job["extra"]
-    limits = Limits(seconds=extra.get("call_timeout", Limits().seconds), memory_bytes=job["memory_bytes"])
-    options: dict[str, Any] = {}
-    if extra.get("oracles"):
-        options["oracles"] = tuple(extra["oracles"])
-    if extra.get("only"):
-        options["only"] = tuple(extra["only"])
-    stage("check")
-    report = check(
-        spec,
-        max_examples=job["max_examples"],
-        seed=job["seed"],
-        limits=limits,
-        progress=stage.progress,
-        target=job["target"],
-        **options,
-    )
     out = {"report": json.loads(report.to_json()), "rendered": report.render()}
-    fault = _fault_status(report, job["memory_bytes"])
+    fault = _fault_status(report, job.memory_bytes)
     if fault:
         out["status"], out["reason"] = fault
     elif report.passed:
@@ -566,64 +547,28 @@ def _death_reason(exitcode: int | None) -> str:
     return f"interpreter exited with code {exitcode} before finishing"
 
 
-def _check_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    extra = dict(extra or {})
-    unknown = sorted(set(extra) - set(_EXTRA_KEYS))
-    if unknown:
-        raise ValueError(f"unknown extra option(s) {', '.join(unknown)}; known: {', '.join(_EXTRA_KEYS)}")
-    for key in ("oracles", "only"):
-        if extra.get(key) is not None:
-            extra[key] = [str(v) for v in extra[key]]
-    if extra.get("call_timeout") is not None:
-        extra["call_timeout"] = float(extra["call_timeout"])
-    return extra
-
-
 def run_isolated(
-    target: str,
-    kind: str | None,
-    preset: str | None,
+    job: Job,
     *,
-    seed: int = 0,
-    max_examples: int = DEFAULT_MAX_EXAMPLES,
     timeout: float = DEFAULT_TIMEOUT,
-    memory_bytes: int | None = DEFAULT_MEMORY,
-    extra: Mapping[str, Any] | None = None,
     copy: str | os.PathLike[str] | None = None,
-    root: str | os.PathLike[str] | None = None,
     on_stage: Callable[[str], None] | None = None,
     keep: bool = False,
 ) -> IsolatedResult:
-    """Check ``target`` (``path/file.py:Name`` or ``module:Name``, as for ``cnn-gradcheck check``) in a child.
+    """Check ``job`` (its target as for ``cnn-gradcheck check``) in a child.
 
-    timeout: wall-clock seconds for the whole child (import included); memory_bytes: address space the
-    child may use beyond its own footprint at start (None: no limit); extra: ``oracles`` (list),
-    ``only`` (property names), ``call_timeout`` (seconds per call into the layer, default 10).
+    timeout: wall-clock seconds for the whole child (import included); ``job.memory_bytes``: address
+    space the child may use beyond its own footprint at start (None: no limit), and each call's budget.
     copy: a folder or file copied into the child's fresh working directory (under its own name) first;
-    the target's path is then relative to that directory, e.g. ``copy="subs/alice"`` with
-    ``target="alice/layers.py:ConvLayer"``. Without ``copy``, a relative target path is taken relative to
-    ``root`` (default: the caller's current directory). on_stage: called (in the calling thread) with
+    the target's path is then relative to that directory, e.g. ``copy="subs/alice"`` with target
+    ``"alice/layers.py:ConvLayer"``. Without ``copy``, a relative target path is taken relative to
+    ``job.root`` (default: the caller's current directory). on_stage: called (in the calling thread) with
     the child's stage whenever it changes. keep: leave the job's folders in place (for debugging).
     """
-    extra = _check_extra(extra)
     job_dir = Path(tempfile.mkdtemp(prefix="cnn-gradcheck-job-"))
     result_dir = Path(tempfile.mkdtemp(prefix="cnn-gradcheck-"))  # not under job_dir: the child can't guess it
     try:
-        return _run_job(
-            job_dir,
-            result_dir,
-            target,
-            kind,
-            preset,
-            seed,
-            max_examples,
-            timeout,
-            memory_bytes,
-            extra,
-            copy,
-            root,
-            on_stage,
-        )
+        return _run_job(job_dir, result_dir, job, timeout, copy, on_stage)
     finally:
         if not keep:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -633,16 +578,9 @@ def run_isolated(
 def _run_job(
     job_dir: Path,
     result_dir: Path,
-    target: str,
-    kind: str | None,
-    preset: str | None,
-    seed: int,
-    max_examples: int,
+    job: Job,
     timeout: float,
-    memory_bytes: int | None,
-    extra: dict[str, Any],
     copy: str | os.PathLike[str] | None,
-    root: str | os.PathLike[str] | None,
     on_stage: Callable[[str], None] | None,
 ) -> IsolatedResult:
     work = job_dir / "work"
@@ -660,36 +598,30 @@ def _run_job(
             shutil.copy2(source, work / source.name)
         base = work
     else:
-        base = Path(root) if root is not None else Path.cwd()
+        base = Path(job.root) if job.root is not None else Path.cwd()
     token = secrets.token_hex(16)
-    job = {
-        "target": target,
-        "kind": kind,
-        "preset": preset,
-        "seed": seed,
-        "max_examples": int(max_examples),
-        "memory_bytes": int(memory_bytes) if memory_bytes else None,
-        "extra": extra,
+    child = replace(job, root=str(base.resolve()))
+    spec = {
+        "job": child.to_dict(),
         "cwd": str(work),
-        "root": str(base.resolve()),
         "stdout": str(job_dir / "stdout.txt"),
         "stderr": str(job_dir / "stderr.txt"),
         "stage": str(result_dir / "stage"),
         "result": str(result_dir / "result.json"),
         "token": token,
     }
-    timed_out, exitcode, seconds = _run_child(job, timeout, on_stage)
-    stage = _read_stage(job["stage"])
-    data = None if timed_out else _read_result(Path(job["result"]), token)
-    places = _places(work, base, target, copy is not None)
+    timed_out, exitcode, seconds = _run_child(spec, timeout, on_stage)
+    stage = _read_stage(spec["stage"])
+    data = None if timed_out else _read_result(Path(spec["result"]), token)
+    places = _places(work, base, job.target, copy is not None)
     tail = _output_tail(job_dir, places)
     site = _site(_tail(job_dir / "stderr.txt", 20 * TAIL_CHARS), places)
-    common = {"seconds": seconds, "stdout_tail": tail, "target": target, "kind": kind or ""}
+    common = {"seconds": seconds, "stdout_tail": tail, "target": job.target, "kind": job.kind or ""}
     if timed_out:  # the site of a hang varies from run to run: kept out of the reason
         reason = f"timed out after {timeout:g} s ({_where(stage)})"
         return IsolatedResult(None, "timeout", reason, stage=stage, where=site, **common)
     if data is None:
-        if exitcode == 0 and Path(job["result"]).exists():
+        if exitcode == 0 and Path(spec["result"]).exists():
             reason = "the result file was unreadable or tampered with"
         else:
             reason = f"{_death_reason(exitcode)} ({_where(stage)}{', at ' + site if site else ''})"
@@ -702,6 +634,27 @@ def _run_job(
         stage=data.get("stage", stage),
         **common,
     )
+
+
+def _ask_for_stack(process: Any, stderr: Path) -> None:
+    """faulthandler in the child prints where it is stuck (even inside a C call) on SIGUSR1: wait until a
+    new dump has appeared in its stderr file and stopped growing (it is written by a C signal handler in
+    one burst), or DUMP_SECONDS pass, or the child dies; then return."""
+    before = _tail(stderr, 20 * TAIL_CHARS).count("(most recent call first)")
+    try:
+        os.kill(process.pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + DUMP_SECONDS
+    size, steady = -1, 0
+    while time.monotonic() < deadline and process.is_alive():
+        text = _tail(stderr, 20 * TAIL_CHARS)
+        if text.count("(most recent call first)") > before:
+            steady = steady + 1 if len(text) == size else 0
+            size = len(text)
+            if steady >= 3:
+                return
+        time.sleep(0.02)
 
 
 def _run_child(
@@ -735,11 +688,7 @@ def _run_child(
             if not process.is_alive():
                 break
         if timed_out and hasattr(signal, "SIGUSR1"):
-            try:  # faulthandler in the child prints where it is stuck (even inside a C call)
-                os.kill(process.pid, signal.SIGUSR1)
-                time.sleep(DUMP_SECONDS)
-            except ProcessLookupError:
-                pass
+            _ask_for_stack(process, Path(job["stderr"]))
     finally:
         if process.pid is not None:
             _kill_group(process.pid)  # on a time-out, and whatever the submission left running
@@ -749,140 +698,3 @@ def _run_child(
             with _LIVE_LOCK:
                 _LIVE.discard(process.pid)
     return timed_out, process.exitcode, time.perf_counter() - start
-
-
-# -- command line ------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser, *, with_flag: bool = True) -> None:
-    """The isolation options, for the ``check`` subcommand (``with_flag``: also ``--isolate`` itself)."""
-    if with_flag:
-        parser.add_argument(
-            "--isolate",
-            action="store_true",
-            help="run the check in a child process with a wall-clock limit, a memory limit and its own working "
-            "directory (a crash, hang or os._exit becomes a failed check)",
-        )
-    parser.add_argument(
-        "--wall-timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="S",
-        help=f"with --isolate: seconds for the whole check (default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--memory",
-        type=float,
-        default=DEFAULT_MEMORY / MiB,
-        metavar="MB",
-        help=f"with --isolate: memory the layer may use, in MiB (default {DEFAULT_MEMORY // MiB})",
-    )
-
-
-def check_isolated_main(args: argparse.Namespace) -> int:
-    """``cnn-gradcheck check TARGET --isolate ...``: the check command's behaviour and exit codes, in a child.
-
-    Reads from ``args``: target, kind, preset, seed, max_examples (else profile), oracles, timeout (per
-    call), json, quiet, and, when present, wall_timeout (S) and memory (MiB). Exit codes: 0 passed,
-    1 a property failed or the layer crashed / hung / ran out of memory, 2 could not load, 3 internal.
-    """
-    profile = getattr(args, "profile", DEFAULT_PROFILE)
-    max_examples = getattr(args, "max_examples", None) or PROFILES.get(profile, DEFAULT_MAX_EXAMPLES)
-    extra: dict[str, Any] = {}
-    if getattr(args, "oracles", None):
-        extra["oracles"] = list(args.oracles)
-    if getattr(args, "timeout", None):
-        extra["call_timeout"] = args.timeout
-    memory = getattr(args, "memory", None)
-    memory_bytes = int(memory * MiB) if memory else DEFAULT_MEMORY
-    wall = getattr(args, "wall_timeout", None) or DEFAULT_TIMEOUT
-    quiet = getattr(args, "quiet", False)
-    json_to = getattr(args, "json", None)
-    if not quiet:
-        print(
-            f"cnn-gradcheck: {args.target} isolated (wall {wall:g} s, memory {size_text(memory_bytes)}), "
-            f"seed {args.seed}, {max_examples} examples per property",
-            file=sys.stderr,
-        )
-
-    def show(stage: str) -> None:
-        if stage.startswith("check:") and not stage.endswith(":done"):
-            print(f"  {stage.split(':')[1]} ...", file=sys.stderr, flush=True)
-
-    result = run_isolated(
-        args.target,
-        getattr(args, "kind", None),
-        getattr(args, "preset", None),
-        seed=args.seed,
-        max_examples=max_examples,
-        timeout=wall,
-        memory_bytes=memory_bytes,
-        extra=extra,
-        on_stage=None if quiet else show,
-    )
-    if json_to:
-        text = json.dumps(result.report if result.report is not None else _error_report(result, args), indent=2)
-        if json_to == "-":
-            sys.stdout.write(text + "\n")
-        else:
-            try:
-                Path(json_to).write_text(text + "\n", encoding="utf-8")
-            except OSError as exc:
-                print(f"cnn-gradcheck: --json {json_to}: {exc.strerror or exc}", file=sys.stderr)
-                return 2
-    if json_to != "-":
-        if result.rendered:
-            print(result.rendered)
-        else:
-            print(f"{args.target} ({getattr(args, 'kind', None) or '?'}): {result.status.upper()}\n  {result.reason}")
-            if result.where:
-                print(f"  at {result.where}")
-    if result.status == "error":
-        print(f"cnn-gradcheck: cannot load {args.target}: {result.reason}", file=sys.stderr)
-    elif not result.passed:
-        print(f"cnn-gradcheck: FAILED ({result.status}): {result.reason}", file=sys.stderr)
-        if result.stdout_tail and result.status in ("crashed", "internal", "timeout"):
-            print("--- the child's output (tail) ---\n" + result.stdout_tail, file=sys.stderr)
-    return result.exit_code
-
-
-def _error_report(result: IsolatedResult, args: argparse.Namespace) -> dict:
-    """A report-shaped dict for a check that produced no report (schema of checks.report)."""
-    from checks.report import SCHEMA_VERSION
-
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "target": args.target,
-        "kind": getattr(args, "kind", None) or "",
-        "passed": False,
-        "error": f"{result.status}: {result.reason}",
-        "settings": {"seed": args.seed, "isolated": True},
-        "properties": [],
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m checks.sandbox.isolate TARGET --kind K --preset P ...``: one isolated check (``check --isolate``)."""
-    parser = argparse.ArgumentParser(prog="python -m checks.sandbox.isolate", description=check_isolated_main.__doc__)
-    parser.add_argument("target", metavar="TARGET")
-    parser.add_argument("--kind")
-    parser.add_argument("--preset")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-examples", type=int)
-    parser.add_argument("--profile", default="ci", choices=("dev", "ci", "thorough"))
-    parser.add_argument("--oracles", type=lambda s: tuple(p for p in s.split(",") if p), default=None)
-    parser.add_argument("--timeout", type=float, help="seconds per call into the layer (default 10)")
-    parser.add_argument("--json", metavar="FILE")
-    parser.add_argument("--quiet", "-q", action="store_true")
-    add_arguments(parser, with_flag=False)
-    args = parser.parse_args(argv)
-    try:
-        return check_isolated_main(args)
-    except KeyboardInterrupt:
-        kill_all()
-        print("\ncnn-gradcheck: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,6 +8,7 @@ import sys
 
 from checks import api, settings
 from checks.front import grade
+from checks.job import Job
 from checks.pipeline import runner
 from checks.sandbox import isolate
 
@@ -19,10 +20,10 @@ def test_every_sandbox_status_has_an_exit_status_and_only_the_documented_ones_ar
 
 
 def test_the_default_example_count_is_the_default_profiles_and_every_front_end_uses_it():
-    assert settings.DEFAULT_MAX_EXAMPLES == settings.PROFILES[settings.DEFAULT_PROFILE]
+    assert settings.DEFAULT_MAX_EXAMPLES == settings.PROFILES[settings.DEFAULT_PROFILE].examples
     defaults = [
         inspect.signature(api.check).parameters["max_examples"].default,
-        inspect.signature(isolate.run_isolated).parameters["max_examples"].default,
+        Job.__dataclass_fields__["max_examples"].default,
         inspect.signature(grade.grade).parameters["max_examples"].default,
         runner.Runner.__dataclass_fields__["max_examples"].default,
     ]

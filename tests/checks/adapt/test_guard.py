@@ -15,7 +15,8 @@ from checks.adapt.guard import Cause, LayerFault, Limits, Transcript, call
 
 resource = pytest.importorskip("resource")
 needs_alarm = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no SIGALRM interval timer here")
-FAST = Limits(seconds=0.2)
+FAST = Limits(seconds=0.2)  # only for calls that never end by themselves: the alarm is the only way out
+ROOMY = Limits(seconds=60)  # for calls that return or raise: a limit ~1000x their time, never the outcome
 SMALL_MEMORY = Limits(seconds=None, memory_bytes=512 * 1024**2)
 SHAPES = "input (2, 3, 4, 4)"
 
@@ -30,14 +31,14 @@ def process_state():
     assert resource.getrlimit(resource.RLIMIT_AS) == limit
 
 
-def fault_of(fn, *args, limits=FAST, transcript=None, stage="forward") -> LayerFault:
+def fault_of(fn, *args, limits=ROOMY, transcript=None, stage="forward") -> LayerFault:
     with pytest.raises(LayerFault) as info:
         call(stage, fn, *args, shapes=SHAPES, limits=limits, transcript=transcript)
     return info.value
 
 
 def test_a_well_behaved_call_returns_its_value(process_state):
-    assert call("forward", lambda a, b: a + b, 2, 3, shapes=SHAPES, limits=FAST) == 5
+    assert call("forward", lambda a, b: a + b, 2, 3, shapes=SHAPES, limits=ROOMY) == 5
 
 
 def test_an_exception_names_the_stage_the_exception_and_the_input_shapes(process_state):
@@ -78,14 +79,14 @@ def test_a_pure_python_infinite_loop_is_stopped_by_the_time_limit(process_state)
         while True:
             pass
 
-    fault = fault_of(spin)  # never returns by itself: only the alarm can end it
+    fault = fault_of(spin, limits=FAST)  # never returns by itself: only the alarm can end it
     assert (fault.cause, fault.detail) == (Cause.TIMEOUT, "did not return within 0.2 s (hang or infinite loop?)")
     assert fault.shapes == SHAPES
 
 
 @needs_alarm
 def test_a_sleep_is_stopped_by_the_time_limit(process_state):
-    fault = fault_of(time.sleep, 30)  # a sleep that ran out would return None, not fault
+    fault = fault_of(time.sleep, 30, limits=FAST)  # a sleep that ran out would return None, not fault
     assert fault.cause is Cause.TIMEOUT and "did not return within 0.2 s" in fault.detail
 
 
@@ -98,12 +99,12 @@ def test_a_layer_swallowing_every_exception_still_cannot_swallow_the_time_limit(
             except Exception:
                 pass
 
-    assert fault_of(stubborn).cause is Cause.TIMEOUT
+    assert fault_of(stubborn, limits=FAST).cause is Cause.TIMEOUT
 
 
 @needs_alarm
 def test_a_slow_call_inside_the_limit_is_not_stopped(process_state):
-    assert call("forward", lambda: time.sleep(0.05) or "done", limits=FAST) == "done"
+    assert call("forward", lambda: time.sleep(0.05) or "done", limits=ROOMY) == "done"
 
 
 @needs_alarm
@@ -139,8 +140,8 @@ def test_printing_is_captured_into_the_transcript_and_not_shown(capsys, process_
         print("debug!", file=sys.stderr)
         return x * 2
 
-    assert call("forward", chatty, 21, limits=FAST, transcript=transcript) == 42
-    call("backward", print, "second call", limits=FAST, transcript=transcript)
+    assert call("forward", chatty, 21, limits=ROOMY, transcript=transcript) == 42
+    call("backward", print, "second call", limits=ROOMY, transcript=transcript)
     out, err = capsys.readouterr()
     assert out == "" and err == ""
     assert transcript.text == "forward called with 21\ndebug!\nsecond call\n"
@@ -161,7 +162,7 @@ def test_printing_before_a_failure_is_still_captured(capsys, process_state):
 
 def test_a_silent_call_adds_nothing_to_the_transcript(process_state):
     transcript = Transcript()
-    call("forward", lambda: 1, limits=FAST, transcript=transcript)
+    call("forward", lambda: 1, limits=ROOMY, transcript=transcript)
     assert transcript.chunks == [] and transcript.text == ""
 
 
@@ -170,7 +171,7 @@ def test_keyboard_interrupt_passes_through(process_state):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        call("forward", interrupted, limits=FAST)
+        call("forward", interrupted, limits=ROOMY)
 
 
 def test_a_layer_fault_from_an_adapter_passes_through_unchanged(process_state):

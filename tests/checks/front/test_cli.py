@@ -103,7 +103,7 @@ def test_json_of_an_unloadable_target_carries_the_error(layers, tmp_path):
 def test_the_profile_sets_the_examples_unless_max_examples_is_given(layers, capsys):
     base = ["check", f"{layers}:GoodReLU", "--kind", "relu", "--preset", "seed", "--json", "-", "-q"]
     assert cli.main([*base, "--profile", "dev"]) == 0
-    assert json.loads(capsys.readouterr().out)["settings"]["max_examples"] == cli.PROFILES["dev"] == 10
+    assert json.loads(capsys.readouterr().out)["settings"]["max_examples"] == cli.PROFILES["dev"].examples == 10
     assert cli.main([*base, "--profile", "thorough", "--max-examples", "3"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]["max_examples"] == 3
 
@@ -115,7 +115,7 @@ def test_an_internal_error_says_so_before_its_traceback(layers, capsys, monkeypa
         raise RuntimeError("bug in the harness")
 
     monkeypatch.setattr(checks.api, "check", broken)
-    assert cli.main(["check", f"{layers}:GoodReLU", *FAST, "-q"]) == cli.EXIT_INTERNAL == 3
+    assert cli.main(["check", f"{layers}:GoodReLU", *FAST, "-q"]) == cli.Exit.INTERNAL == 3
     err = capsys.readouterr().err
     assert "internal error in cnn-gradcheck" in err.splitlines()[0]
     assert err.index("internal error") < err.index("Traceback") and "bug in the harness" in err

@@ -11,7 +11,7 @@ from hypothesis import settings
 
 pytest_plugins = "pytester"
 
-ROOT_CONFTEST = Path(__file__).resolve().parents[3] / "conftest.py"
+ROOT_CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 
 def test_the_ci_profile_is_derandomised_without_deadline_and_prints_the_blob() -> None:
