@@ -20,7 +20,6 @@ import statistics
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 CONV = {
@@ -177,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     jobs_list = [int(j) for j in args.jobs.split(",") if j.strip()]
 
     from checks.front.grade import grade
-    from checks.sandbox import isolate
 
     with tempfile.TemporaryDirectory(prefix="cnn-gradcheck-bench-") as scratch:
         root = Path(args.keep) if args.keep else Path(scratch)
@@ -188,9 +186,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.count} generated seed-style submissions ({args.count - buggy} correct, {buggy} with one bug), "
             f"4 layers each; max_examples {args.max_examples}, seed {args.seed}; {os.cpu_count()} CPUs"
         )
-        t0 = time.perf_counter()
-        isolate.warm_up()
-        print(f"forkserver start-up (imports numpy, hypothesis, torch once): {time.perf_counter() - t0:.1f} s")
         walls = []
         for jobs in jobs_list:
             load_before = _load()

@@ -10,12 +10,14 @@ print(report.render()); report.passed
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from checks import explain
 from checks.adapt import targets
-from checks.adapt.adapters import LayerSpec
-from checks.adapt.guard import Limits
+from checks.adapt.adapters import Declaration, LayerSpec
+from checks.adapt.guard import Cause, Limits
 from checks.job import Job
 from checks.pipeline import properties
 from checks.pipeline.runner import Runner
@@ -23,35 +25,85 @@ from checks.pipeline.trial import Options
 from checks.report import PropertyReport, Report
 from checks.settings import DEFAULT_MAX_EXAMPLES, ORACLES
 from checks.strategies._spec import cases as spec_cases
+from checks.subject import SubjectFactory
+
+Progress = Callable[[str, PropertyReport | None], None]
+CAUSES = {c.value for c in Cause}
 
 
-def property_names(spec: LayerSpec) -> list[str]:
+def property_names(spec: LayerSpec | Declaration) -> list[str]:
     """The properties that apply: no grad_input for a layer declared not to return it."""
     names = ["input", *spec.params] if spec.returns_input_grad else list(spec.params)
     return properties.property_names(names)
 
 
+IN_PROCESS = "in-process: the layer ran in the checker's own process (not a gate)"
+
+
 def load(job: Job) -> LayerSpec:
-    """The LayerSpec the job's target names (``checks.adapt.targets.TargetError`` when it cannot be loaded)."""
+    """The LayerSpec the job's target names, loaded in THIS process (``--in-process``, and the pytest
+    plugin's collection); ``checks.adapt.targets.TargetError`` when it cannot be loaded."""
     return targets.load(job.target, kind=job.kind, preset=job.preset, root=job.root, overrides=dict(job.overrides))
 
 
 def check_job(
-    job: Job, *, progress: Callable[[str, PropertyReport | None], None] | None = None, spec: LayerSpec | None = None
+    job: Job,
+    *,
+    progress: Progress | None = None,
+    in_process: bool = False,
+    wall_seconds: float | None = None,
+    readonly: Sequence[str] | None = None,
+    on_loaded: Callable[[Declaration, str], None] | None = None,
 ) -> Report:
-    """Check the job's layer: ``spec`` when the caller loaded it already, else the job's target loaded now
-    (``checks.adapt.targets.TargetError`` when it cannot be)."""
-    spec = spec if spec is not None else load(job)
-    return check(
-        spec,
-        max_examples=job.max_examples,
-        seed=job.seed,
-        oracles=job.oracles,
-        only=job.only,
-        limits=Limits(seconds=job.call_seconds, memory_bytes=job.memory_bytes),
-        progress=progress,
-        target=job.shown,
-    )
+    """Check the job's layer; ``checks.adapt.targets.TargetError`` when its target cannot be loaded.
+
+    The layer runs in a worker process of its own, sandboxed where the machine allows it
+    (checks.sandbox.worker: this process never imports the user's code, so nothing the layer does can
+    change the verdict); ``readonly`` are the folders it may read (default: the job's root).
+    ``wall_seconds`` bounds the whole check. ``in_process=True`` imports the layer here instead, for
+    debugging it under pdb; such a report says it is not a gate. ``on_loaded(declaration, isolation)`` is
+    called once the layer is loaded, before the first property.
+    """
+    if in_process:
+        spec = load(job)
+        if on_loaded:
+            on_loaded(spec.declaration(), IN_PROCESS)
+        return _run(spec.declaration(), spec.subject, job, progress, IN_PROCESS, local=True)
+    from checks.sandbox.worker import LoadRefused, Session
+
+    try:
+        session = Session.start(
+            job, readonly=list(readonly) if readonly is not None else None, wall_seconds=wall_seconds
+        )
+    except LoadRefused as exc:
+        raise targets.TargetError(str(exc), Cause(exc.cause) if exc.cause in CAUSES else None, exc.origin) from None
+    with session:
+        assert session.declaration is not None
+        if on_loaded:
+            on_loaded(session.declaration, session.caps.reason)
+        return _run(session.declaration, session.subject, job, progress, session.caps.reason, local=False)
+
+
+def _run(
+    declaration: Declaration,
+    factory: SubjectFactory,
+    job: Job,
+    progress: Progress | None,
+    isolation: str,
+    *,
+    local: bool,
+) -> Report:
+    """The pipeline on one layer: cases for its declaration, every applicable property, the explanation.
+    A layer in another process enforces its own per-call limits; one in this process gets the guard's."""
+    limits = Limits(seconds=job.call_seconds, memory_bytes=job.memory_bytes) if local else Limits(None, None)
+    options = Options(oracles=tuple(job.oracles), limits=limits, seed=job.seed)
+    runner = Runner(spec_cases(declaration), factory, options, job.max_examples, job.seed, progress)
+    props = list(job.only) if job.only else property_names(declaration)
+    target = job.label or (declaration.origin.target if declaration.origin else "") or declaration.name
+    report = runner.run(props, target=target or declaration.kind, kind=declaration.kind)
+    report.settings["sandbox"] = isolation
+    explain.annotate(report, declaration)  # failing gradients: where, pattern, named mistake, reproduction
+    return report
 
 
 def check(
@@ -62,13 +114,42 @@ def check(
     oracles: Sequence[str] = ORACLES,
     only: Sequence[str] | None = None,
     limits: Limits | None = None,
-    progress: Callable[[str, PropertyReport | None], None] | None = None,
+    progress: Progress | None = None,
     target: str | None = None,
+    in_process: bool = False,
 ) -> Report:
-    """Run every applicable property (or ``only`` those) on the layer ``spec`` describes."""
-    options = Options(oracles=tuple(oracles), limits=limits or Limits(), seed=seed or 0)
-    runner = Runner(spec_cases(spec), spec.subject, options, max_examples, seed, progress)
-    props = list(only) if only else property_names(spec)
-    report = runner.run(props, target=target or spec.name or spec.kind, kind=spec.kind)
-    explain.annotate(report, spec)  # failing gradients: where, pattern, named mistake, reproduction
-    return report
+    """Run every applicable property (or ``only`` those) on the layer ``spec`` describes.
+
+    The layer runs in a sandboxed worker process when the worker can load the same spec: the spec says
+    where it came from (``LayerSpec.origin``, set by the presets and by ``checks.adapt.targets.load``), or
+    it is a LayerSpec at module level of an importable file. Otherwise (a spec built in a notebook or in
+    ``__main__``), or with ``in_process=True``, it runs in this process and the report says so."""
+    limits = limits or Limits()
+    job = _job_for(spec)
+    settings = {
+        "seed": seed or 0,
+        "max_examples": max_examples,
+        "oracles": tuple(oracles),
+        "only": tuple(only) if only else None,
+        "call_seconds": limits.seconds,
+        "memory_bytes": limits.memory_bytes,
+        "label": target or "",
+    }
+    if job is not None and not in_process:
+        return check_job(replace(job, **settings), progress=progress)
+    local = Job(target or spec.name or spec.kind, kind=spec.kind, **settings)
+    why = IN_PROCESS if in_process else IN_PROCESS.replace("(not a gate)", "(no file to load it from: not a gate)")
+    return _run(spec.declaration(), spec.subject, local, progress, why, local=True)
+
+
+def _job_for(spec: LayerSpec) -> Job | None:
+    """A Job that makes a worker load this same spec, or None when no file can."""
+    origin = spec.origin
+    if origin is not None:
+        return Job(origin.target, kind=origin.kind, preset=origin.preset, overrides=origin.overrides, root=origin.root)
+    module = sys.modules.get(getattr(spec.build, "__module__", "") or "")
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or module.__name__ == "__main__":
+        return None
+    names = [name for name, value in vars(module).items() if value is spec]
+    return Job(f"{path}:{names[0]}") if names else None

@@ -24,6 +24,7 @@ class Finding:
     case: str = ""
     comparison: Comparison | None = None
     cause: str | None = None
+    origin: dict | None = None
 
     @property
     def failed(self) -> bool:

@@ -17,6 +17,8 @@ CALL_SECONDS = 10.0
 """Default wall-clock limit of one call into the layer (a hang ends as a failed check, not a stuck run)."""
 MEMORY_BYTES = 2 * 1024**3
 """Default address space one call into the layer may add."""
+IMPORT_SECONDS = 120.0
+"""Default wall-clock limit of importing the user's module (generous: it may import torch or load data)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Job:
     top of what the target gives, as sorted (field, value) pairs of JSON values; root: the folder relative
     targets start from (None: the current directory); seed, max_examples: the search; oracles: which
     oracles judge; only: the properties to run (None: all that apply); call_seconds, memory_bytes: limits
-    of each call into the layer (None: none).
+    of each call into the layer (None: none); import_seconds: the limit of importing its module.
     """
 
     target: str
@@ -42,6 +44,7 @@ class Job:
     only: tuple[str, ...] | None = None
     call_seconds: float | None = CALL_SECONDS
     memory_bytes: int | None = MEMORY_BYTES
+    import_seconds: float | None = IMPORT_SECONDS
     label: str = field(default="", compare=False)
     """How reports name the target ("" = the target text)."""
 

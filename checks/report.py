@@ -14,6 +14,9 @@ from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
 
 SCHEMA_VERSION = 2
 
+ENDED = {"timeout": "timeout", "memory": "memory", "crash": "crashed", "garbled": "crashed"}
+"""Causes that end a check early -> how the check ended."""
+
 
 def aggregate(statuses: list[str]) -> str:
     """fail beats pass beats inconclusive beats skip."""
@@ -74,6 +77,27 @@ class Report:
     @property
     def failed_properties(self) -> list[str]:
         return [p.property for p in self.properties if p.status == FAIL]
+
+    def outcome(self) -> tuple[str, str, str]:
+        """(status, reason, where): how the check ended, in one word (passed, failed, timeout, memory,
+        crashed, error), one line, and where in the user's code when the layer hung or crashed there."""
+        if self.error:
+            return "error", self.error, ""
+        for p in self.properties:
+            for f in p.findings:
+                if f.failed and f.cause in ENDED:
+                    where = (
+                        "" if not f.origin else f"{f.origin['file']} line {f.origin['line']} in {f.origin['function']}"
+                    )
+                    return ENDED[f.cause], f"{ENDED[f.cause]}: {f.message} (in property {p.property})", where
+        if self.passed:
+            return "passed", "", ""
+        parts = []
+        for p in self.properties:
+            if p.status == FAIL:
+                mistake = getattr(p.diagnosis, "mistake", None) if p.diagnosis is not None else None
+                parts.append(f"{p.property} [{mistake}]" if mistake else p.property)
+        return "failed", "failed: " + ", ".join(parts), ""
 
     def to_dict(self) -> dict:
         return {

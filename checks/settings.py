@@ -52,4 +52,4 @@ STATUS_EXIT = {
     "error": Exit.UNUSABLE,
     "internal": Exit.INTERNAL,
 }
-"""How a sandboxed check ended -> the exit status of ``check --isolate``."""
+"""How a check ended (``Report.outcome``) -> the exit status of ``cnn-gradcheck check``."""

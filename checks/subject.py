@@ -1,12 +1,17 @@
 """The one interface the check pipeline talks to: a layer under test in canonical layout.
 
 Adapters (checks.adapt.adapters) turn a user's layer, in whatever convention it was written, into a
-Subject; ``reference_subject`` does the same for our own layers in cnn/.
+Subject, and checks.sandbox.worker's RemoteSubject does the same for a layer held in another process;
+``LayerSubject`` and ``LossSubject`` wrap our own layers in cnn/ (each kind builds its own:
+checks.kinds.reference_subject).
 
 Contract: ``forward(inputs)`` computes Z from "input" and the parameters (canonical layout, the
 layer installs the given parameters first); ``backward(G)`` returns dL/d(name) for every name it
 can, as a pure function of the most recent forward (an adapter undoes SGD steps and resets
-accumulated gradients so that calling it twice gives the same answer).
+accumulated gradients so that calling it twice gives the same answer). Optional: ``raw`` (the last
+backward's gradients exactly as the layer returned them), ``learning_rate`` (the layer's own, if it
+steps), ``losses(inputs, upstream, name, index=, values= | points=)`` (L = sum(Z * G) at many points in
+one call, see checks.oracles.fd.BatchLoss).
 """
 
 from __future__ import annotations

@@ -130,6 +130,111 @@ class LayerSpec:
         """The SubjectFactory: a fresh adapter (and a fresh layer) per case."""
         return ClassSubject(self, case)
 
+    def declaration(self) -> Declaration:
+        """What the checker needs to know about the layer, as plain data (no callables)."""
+        return Declaration(
+            kind=self.kind,
+            input_layout=self.input_layout,
+            output_layout=self.output_layout,
+            params=dict(self.params),
+            supports=self.supports,
+            returns_input_grad=self.returns_input_grad,
+            name=self.name,
+            origin=self.origin,
+        )
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A LayerSpec as plain data: everything the checker reads about a layer without running it (its kind,
+    layouts, parameters with their layouts, what it supports, where it came from). The worker sends it to
+    the checker as JSON (``to_dict``); ``from_dict`` accepts nothing but what a declaration can hold."""
+
+    kind: str
+    input_layout: str = "NCHW"
+    output_layout: str | None = None
+    params: Mapping[str, Param] = field(default_factory=dict)
+    supports: Supports = field(default_factory=Supports)
+    returns_input_grad: bool = True
+    name: str = ""
+    origin: Origin | None = None
+
+    @property
+    def out_layout(self) -> str:
+        return self.output_layout or self.input_layout
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "input_layout": self.input_layout,
+            "output_layout": self.output_layout,
+            "params": {name: [p.attr, p.layout, p.grad] for name, p in self.params.items()},
+            "supports": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.supports).items()},
+            "returns_input_grad": self.returns_input_grad,
+            "name": self.name,
+            "origin": None if self.origin is None else vars(self.origin) | {"overrides": dict(self.origin.overrides)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Declaration:
+        """The declaration ``data`` describes; ValueError (or TypeError) for anything else."""
+        from checks.kinds import USER_NAMES
+
+        if set(data) != set(cls.__dataclass_fields__):
+            raise ValueError(f"fields {sorted(data)}, expected {sorted(cls.__dataclass_fields__)}")
+        if data["kind"] not in USER_NAMES:
+            raise ValueError(f"kind {data['kind']!r}")
+        for layout in (data["input_layout"], data["output_layout"] or data["input_layout"]):
+            if layout not in layouts.ACTIVATION_LAYOUTS:
+                raise ValueError(f"layout {layout!r}")
+        params = {}
+        for name, value in dict(data["params"]).items():
+            attr, layout, grad = value
+            if name not in ("weight", "bias") or (layout is not None and layout not in layouts.WEIGHT_LAYOUTS):
+                raise ValueError(f"parameter {name!r} in layout {layout!r}")
+            params[name] = Param(_string(attr), layout, None if grad is None else _string(grad))
+        supports = Supports(**{k: _bound(k, v) for k, v in dict(data["supports"]).items()})
+        origin = data["origin"]
+        if origin is not None:
+            origin = Origin(
+                _string(origin["target"]),
+                origin.get("kind"),
+                origin.get("preset"),
+                tuple(sorted(dict(origin.get("overrides") or {}).items())),
+                origin.get("root"),
+            )
+        return cls(
+            data["kind"],
+            data["input_layout"],
+            data["output_layout"],
+            params,
+            supports,
+            bool(data["returns_input_grad"]),
+            _string(data["name"]),
+            origin,
+        )
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _bound(name: str, value: object) -> object:
+    """A Supports field from JSON: ints, [min, max] pairs (as tuples), bools, None, "kernel", dtype names."""
+    if isinstance(value, list):
+        if name == "dtypes":
+            if not value or not all(v in ("float32", "float64") for v in value):
+                raise ValueError(f"dtypes {value!r}")
+            return tuple(value)
+        if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{name}={value!r}")
+        return tuple(value)
+    if value is None or isinstance(value, (bool, int)) or value == "kernel":
+        return value
+    raise ValueError(f"{name}={value!r}")
+
 
 class RecordingOptimizer:
     """Stands in for the layer's optimizer: ``update(param, grad)`` records grad by the param's identity."""

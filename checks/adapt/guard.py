@@ -43,18 +43,21 @@ class Cause(str, Enum):
     NONFINITE = "nonfinite"  # NaN or inf entries
     MISSING = "missing"  # no gradient for a name the layer owes
     ADAPT = "adapt"  # the adapter cannot drive the layer as described (method, attribute, learning rate)
+    CRASH = "crash"  # the layer's process died (a signal, or an exit status outside any call)
+    GARBLED = "garbled"  # the layer's process answered something that is not a reply
 
     @property
     def fatal(self) -> bool:
-        """A hang or a memory blow-up: exploring further would only repeat it, slowly."""
-        return self in (Cause.TIMEOUT, Cause.MEMORY)
+        """A hang, a memory blow-up or a dead process: exploring further would only repeat it, slowly, or
+        cannot go on at all."""
+        return self in (Cause.TIMEOUT, Cause.MEMORY, Cause.CRASH, Cause.GARBLED)
 
 
 class LayerFault(Exception):
     """The layer under test misbehaved; ``str()`` names the stage, the detail and the input shapes.
 
     ``cause`` is the typed reason; ``actual_shape`` is the shape the layer returned when the cause is
-    SHAPE (the report shows it in the user's layout)."""
+    SHAPE (the report shows it in the user's layout); ``origin`` where in the user's code it was raised."""
 
     def __init__(
         self,
@@ -67,6 +70,8 @@ class LayerFault(Exception):
     ) -> None:
         self.stage, self.detail, self.shapes = stage, detail, shapes
         self.cause, self.actual_shape = cause, actual_shape
+        self.origin: dict | None = None
+        """Where in the user's own code it happened, when known: {file, line, function, text}."""
         where = f" (inputs: {shapes})" if shapes else ""
         super().__init__(f"{stage}: {detail}{where}")
 
@@ -142,6 +147,35 @@ def _memory_cap(extra: int | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checks package
+
+
+def origin_of(exc: BaseException | None) -> dict | None:
+    """Where in the user's own code ``exc`` was raised (or a time limit interrupted it): the innermost
+    frame outside this package and outside the Python installation (numpy included), with its line's
+    text; None when no frame is the user's."""
+    import sys
+    import traceback
+
+    if exc is None or exc.__traceback__ is None:
+        return None
+    skip = tuple({_HERE, sys.prefix, sys.base_prefix, os.path.dirname(os.__file__)})
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(skip) and not f.filename.startswith("<")
+    ]
+    if not frames:
+        return None
+    f = frames[-1]
+    return {"file": f.filename, "line": f.lineno, "function": f.name, "text": (f.line or "").strip()[:200]}
+
+
+def _located(fault: LayerFault, exc: BaseException) -> LayerFault:
+    fault.origin = origin_of(exc)
+    return fault
+
+
 def call(
     stage: str,
     fn: Callable[..., T],
@@ -159,16 +193,17 @@ def call(
                 return fn(*args)
     except (KeyboardInterrupt, LayerFault):
         raise
-    except _Timeout:
+    except _Timeout as exc:
         detail = f"did not return within {limits.seconds:g} s (hang or infinite loop?)"
-        raise LayerFault(stage, detail, shapes, cause=Cause.TIMEOUT) from None
+        raise _located(LayerFault(stage, detail, shapes, cause=Cause.TIMEOUT), exc) from None
     except MemoryError as exc:
         budget = "" if limits.memory_bytes is None else f" (budget {limits.memory_bytes / 1024**3:.1f} GiB)"
-        raise LayerFault(stage, f"ran out of memory{budget}: {exc}", shapes, cause=Cause.MEMORY) from None
+        fault = LayerFault(stage, f"ran out of memory{budget}: {exc}", shapes, cause=Cause.MEMORY)
+        raise _located(fault, exc) from None
     except SystemExit as exc:
-        raise LayerFault(stage, f"called sys.exit({exc.code!r})", shapes, cause=Cause.EXIT) from None
+        raise _located(LayerFault(stage, f"called sys.exit({exc.code!r})", shapes, cause=Cause.EXIT), exc) from None
     except BaseException as exc:
-        raise LayerFault(stage, f"raised {type(exc).__name__}: {exc}", shapes) from exc
+        raise _located(LayerFault(stage, f"raised {type(exc).__name__}: {exc}", shapes), exc) from exc
     finally:
         if transcript is not None and buffer.getvalue():
             transcript.chunks.append(buffer.getvalue())

@@ -34,7 +34,10 @@ _DENSE_OUT = ("num_classes", "output_size", "out_features", "n_outputs", "output
 
 
 def _origin(obj: Any, name: str | None, kind: str, preset: str) -> Origin | None:
-    """Where the class (or module) a preset wraps lives, as a TARGET, when its source file is known."""
+    """Where the class (or module) a preset wraps lives, as a TARGET, when its source file is known and
+    loading that file again does not run a script (``__main__``)."""
+    if getattr(obj, "__module__", getattr(obj, "__name__", None)) == "__main__":
+        return None
     try:
         path = inspect.getsourcefile(obj)
     except TypeError:

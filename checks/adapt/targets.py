@@ -29,10 +29,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from checks.job import IMPORT_SECONDS
 from checks.kinds import USER_NAMES as KINDS
 
 PRESETS = ("seed", "function_pair", "nchw")
-IMPORT_SECONDS = 120.0  # generous: a user's module may import torch or build a dataset at import time
 _MODULE_PREFIX = "_cnn_gradcheck_target_"
 _FOUND_LIMIT = 12
 
@@ -41,9 +41,10 @@ class TargetError(Exception):
     """The target cannot be loaded or adapted; ``str()`` is one line a person can act on. ``cause`` is the
     guard's typed cause (a checks.adapt.guard.Cause) when running the user's code failed, else None."""
 
-    def __init__(self, reason: str, cause: object | None = None) -> None:
+    def __init__(self, reason: str, cause: object | None = None, origin: dict | None = None) -> None:
         super().__init__(" ".join(str(reason).split()))
         self.cause = cause
+        self.origin = origin
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,11 @@ def _on_sys_path(directory: str) -> Iterator[None]:
             sys.path.remove(directory)
 
 
-def _guarded(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+def _guarded(stage: str, fn: Callable[..., Any], *args: Any, seconds: float | None = IMPORT_SECONDS) -> Any:
     """fn(*args) under checks.adapt.guard (no memory cap: importing torch maps a lot of address space)."""
     from checks.adapt.guard import Limits, call
 
-    return call(stage, fn, *args, limits=Limits(seconds=IMPORT_SECONDS, memory_bytes=None))
+    return call(stage, fn, *args, limits=Limits(seconds=seconds, memory_bytes=None))
 
 
 def _describe_failure(where: str, fault: BaseException, filename: str | None) -> str:
@@ -153,8 +154,9 @@ def _user_line(exc: BaseException, filename: str | None) -> int | None:
 _FILE_CACHE: dict[tuple[str, int, int], ModuleType] = {}
 
 
-def import_file(path: Path, shown: str | None = None) -> ModuleType:
-    """Import the Python file at ``path`` under a unique module name (cached per path and mtime)."""
+def import_file(path: Path, shown: str | None = None, seconds: float | None = IMPORT_SECONDS) -> ModuleType:
+    """Import the Python file at ``path`` under a unique module name (cached per path and mtime), within
+    ``seconds``."""
     import importlib.util
 
     shown = shown or str(path)
@@ -176,21 +178,21 @@ def import_file(path: Path, shown: str | None = None) -> ModuleType:
 
     try:
         with _on_sys_path(str(path.resolve().parent)):
-            _guarded("import", spec.loader.exec_module, module)
+            _guarded("import", spec.loader.exec_module, module, seconds=seconds)
     except LayerFault as fault:
         sys.modules.pop(name, None)
-        raise TargetError(_describe_failure(shown, fault, str(path)), fault.cause) from None
+        raise TargetError(_describe_failure(shown, fault, str(path)), fault.cause, fault.origin) from None
     _FILE_CACHE[key] = module
     return module
 
 
-def import_dotted(dotted: str, root: Path) -> ModuleType:
-    """Import ``package.module`` with ``root`` first on sys.path."""
+def import_dotted(dotted: str, root: Path, seconds: float | None = IMPORT_SECONDS) -> ModuleType:
+    """Import ``package.module`` with ``root`` first on sys.path, within ``seconds``."""
     from checks.adapt.guard import LayerFault
 
     try:
         with _on_sys_path(str(root)):
-            return _guarded("import", importlib.import_module, dotted)
+            return _guarded("import", importlib.import_module, dotted, seconds=seconds)
     except LayerFault as fault:
         cause = fault.__cause__
         if isinstance(cause, ModuleNotFoundError) and cause.name and dotted.startswith(cause.name):
@@ -199,16 +201,16 @@ def import_dotted(dotted: str, root: Path) -> ModuleType:
         if cause is not None and cause.__traceback__ is not None:
             frames = traceback.extract_tb(cause.__traceback__)
             filename = next((f.filename for f in reversed(frames) if "importlib" not in f.filename), None)
-        raise TargetError(_describe_failure(dotted, fault, filename), fault.cause) from None
+        raise TargetError(_describe_failure(dotted, fault, filename), fault.cause, fault.origin) from None
 
 
-def import_target(target: Target, root: Path | None = None) -> ModuleType:
+def import_target(target: Target, root: Path | None = None, seconds: float | None = IMPORT_SECONDS) -> ModuleType:
     """The module a parsed target names; a relative file path is taken relative to ``root`` (default: cwd)."""
     base = Path(root) if root is not None else Path.cwd()
     if target.is_file:
         path = Path(target.location)
-        return import_file(path if path.is_absolute() else base / path, target.location)
-    return import_dotted(target.location, base)
+        return import_file(path if path.is_absolute() else base / path, target.location, seconds)
+    return import_dotted(target.location, base, seconds)
 
 
 # -- adapting -----------------------------------------------------------------------------------------
@@ -302,6 +304,7 @@ def load(
     preset: str | None = None,
     root: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    import_seconds: float | None = IMPORT_SECONDS,
     kind_option: str = "--kind",
     preset_option: str = "--preset",
 ) -> Any:
@@ -313,7 +316,7 @@ def load(
 
     from checks.adapt.adapters import Origin
 
-    spec = _load(text, kind, preset, root, kind_option, preset_option)
+    spec = _load(text, kind, preset, root, import_seconds, kind_option, preset_option)
     if overrides:
         try:
             spec = dataclasses.replace(spec, **dict(overrides))
@@ -330,14 +333,20 @@ def load(
 
 
 def _load(
-    text: str, kind: str | None, preset: str | None, root: Path | str | None, kind_option: str, preset_option: str
+    text: str,
+    kind: str | None,
+    preset: str | None,
+    root: Path | str | None,
+    import_seconds: float | None,
+    kind_option: str,
+    preset_option: str,
 ) -> Any:
     from checks.adapt.adapters import LayerSpec
 
     _check_kind(kind, kind_option)
     _check_preset(preset, preset_option)
     target = parse(text)
-    module = import_target(target, Path(root) if root is not None else None)
+    module = import_target(target, Path(root) if root is not None else None, import_seconds)
     where = target.location
     if not target.name:
         if preset not in (None, "function_pair"):

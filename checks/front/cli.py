@@ -2,7 +2,7 @@
 
 cnn-gradcheck check TARGET [--kind K] [--preset P] [--seed N] [--max-examples N | --profile dev|ci|thorough]
                            [--json FILE] [--oracles torch,fd] [--timeout S] [--quiet] [--plot DIR]
-                           [--isolate [--wall-timeout S] [--memory MB]]   (the check in its own subprocess)
+                           [--wall-timeout S] [--memory MB] [--in-process]
 cnn-gradcheck selftest [MANIFEST] [--max-examples N] [--seed N] [--json FILE] [-k SUBSTRING] [--allow-missing]
 cnn-gradcheck grade SUBMISSIONS_DIR --kind K | --layer KIND=Class ... --out DIR [--jobs N] (see checks.front.grade)
 
@@ -19,7 +19,6 @@ so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -30,7 +29,6 @@ from typing import Any, TextIO
 from checks.adapt.targets import KINDS, PRESETS
 from checks.front import argtypes, grade
 from checks.job import CALL_SECONDS, MEMORY_BYTES, Job
-from checks.sandbox import isolate
 from checks.settings import (
     DEFAULT_MAX_EXAMPLES,
     DEFAULT_PROFILE,
@@ -38,11 +36,13 @@ from checks.settings import (
     ORACLES,
     PROFILES,
     SELFTEST_MAX_EXAMPLES,
+    STATUS_EXIT,
     Exit,
 )
 
 PROG = "cnn-gradcheck"
 MAX_DEFAULT_JOBS = 4
+MiB = 1024**2
 
 
 def default_jobs() -> int:
@@ -104,24 +104,25 @@ def _check_parser(sub: Any) -> None:
     check.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     check.add_argument("--plot", metavar="DIR", help="write a heatmap PNG per failing gradient into DIR (matplotlib)")
     check.add_argument(
-        "--isolate",
+        "--in-process",
         action="store_true",
-        help="run the check in a child process with a wall-clock limit, a memory limit and its own working "
-        "directory (a crash, hang or os._exit becomes a failed check)",
+        help="import the layer into the checker's own process, to debug it under pdb: NOT a gate (the layer "
+        "could change the verdict); by default it runs in a sandboxed worker process",
     )
     check.add_argument(
-        "--wall-timeout",
-        type=argtypes.seconds,
-        default=isolate.DEFAULT_TIMEOUT,
-        metavar="S",
-        help=f"with --isolate: seconds for the whole check (default {isolate.DEFAULT_TIMEOUT:g})",
+        "--isolate",
+        action="store_true",
+        help="accepted for compatibility: every check now runs the layer in its own sandboxed process",
+    )
+    check.add_argument(
+        "--wall-timeout", type=argtypes.seconds, metavar="S", help="seconds for the whole check (default: no limit)"
     )
     check.add_argument(
         "--memory",
         type=argtypes.mebibytes,
-        default=isolate.DEFAULT_MEMORY / isolate.MiB,
+        default=MEMORY_BYTES / MiB,
         metavar="MB",
-        help=f"with --isolate: memory the layer may use, in MiB (default {isolate.DEFAULT_MEMORY // isolate.MiB})",
+        help=f"memory one call into the layer may allocate, in MiB (default {MEMORY_BYTES // MiB})",
     )
     check.set_defaults(run=run_check)
 
@@ -180,9 +181,9 @@ def _selftest_parser(sub: Any) -> None:
 def _grade_parser(sub: Any) -> None:
     grading = sub.add_parser(
         "grade",
-        help="grade a folder of submissions, each check isolated",
-        description="Check every submission's layers (one folder or .py file per student), each in its own "
-        "subprocess with a time and memory limit, in parallel; write summary.csv/json and a report each.",
+        help="grade a folder of submissions, each layer in a sandbox of its own",
+        description="Check every submission's layers (one folder or .py file per student), each layer in a "
+        "sandbox of its own with a time and memory limit, in parallel; write summary.csv/json and a report each.",
     )
     grading.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="one folder or .py file per student")
     grading.add_argument(
@@ -207,7 +208,9 @@ def _grade_parser(sub: Any) -> None:
     grading.add_argument(
         "--jobs", "-j", type=argtypes.positive_int, default=os.cpu_count() or 1, help="checks at once (default: cores)"
     )
-    grading.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="hypothesis seed (default 0)")
+    grading.add_argument(
+        "--seed", type=argtypes.seed, help="hypothesis seed (default: a secret one per run, recorded in the summary)"
+    )
     grading.add_argument(
         "--max-examples",
         type=argtypes.positive_int,
@@ -224,9 +227,9 @@ def _grade_parser(sub: Any) -> None:
     grading.add_argument(
         "--memory",
         type=argtypes.mebibytes,
-        default=grade.DEFAULT_MEMORY / isolate.MiB,
+        default=grade.DEFAULT_MEMORY / MiB,
         metavar="MB",
-        help=f"memory per check in MiB, beyond the checker's own ({grade.DEFAULT_MEMORY // isolate.MiB})",
+        help=f"memory one call into a layer may allocate, in MiB ({grade.DEFAULT_MEMORY // MiB})",
     )
     grading.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     grading.set_defaults(run=run_grade)
@@ -259,7 +262,7 @@ def job_from_args(args: argparse.Namespace) -> Job:
         max_examples=args.max_examples or PROFILES[args.profile].examples,
         oracles=tuple(args.oracles),
         call_seconds=args.timeout or CALL_SECONDS,
-        memory_bytes=int(args.memory * isolate.MiB) if args.isolate else MEMORY_BYTES,
+        memory_bytes=int(args.memory * MiB),
     )
 
 
@@ -292,13 +295,25 @@ def _write_plots(report: Any, directory: str) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     job = job_from_args(args)
-    if args.isolate:
-        return _run_isolated(job, args)
     from checks import api
     from checks.adapt import targets
 
+    def loaded(declaration: Any, isolation: str) -> None:
+        if not args.quiet:
+            print(
+                f"{PROG}: {job.target} ({declaration.kind}), seed {job.seed}, {job.max_examples} examples per "
+                f"property, oracles {','.join(job.oracles)}\n{PROG}: {isolation}",
+                file=sys.stderr,
+            )
+
     try:
-        spec = api.load(job)
+        report = api.check_job(
+            job,
+            progress=None if args.quiet else Progress(sys.stderr),
+            in_process=args.in_process,
+            wall_seconds=args.wall_timeout,
+            on_loaded=loaded,
+        )
     except targets.TargetError as exc:
         if args.json:
             from checks.report import Report
@@ -308,13 +323,6 @@ def run_check(args: argparse.Namespace) -> int:
             )
         print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
         return Exit.UNUSABLE
-    if not args.quiet:
-        print(
-            f"{PROG}: {job.target} ({spec.kind}), seed {job.seed}, {job.max_examples} examples per property, "
-            f"oracles {','.join(job.oracles)}",
-            file=sys.stderr,
-        )
-    report = api.check_job(job, progress=None if args.quiet else Progress(sys.stderr), spec=spec)
     if args.json:
         _write_json(args.json, report.to_json())
     if args.json != "-":
@@ -324,56 +332,7 @@ def run_check(args: argparse.Namespace) -> int:
     if not report.passed:
         failed = ", ".join(report.failed_properties) or report.error or "?"
         print(f"{PROG}: FAILED ({failed}); replay: {replay_command(job)}", file=sys.stderr)
-        return Exit.FAILED
-    return Exit.OK
-
-
-def _run_isolated(job: Job, args: argparse.Namespace) -> int:
-    """``check --isolate``: the same check in a child process; the report (or the cause) rendered here."""
-    if not args.quiet:
-        print(
-            f"{PROG}: {job.target} isolated (wall {args.wall_timeout:g} s, memory "
-            f"{isolate.size_text(job.memory_bytes)}), seed {job.seed}, {job.max_examples} examples per property",
-            file=sys.stderr,
-        )
-
-    def show(stage: str) -> None:
-        if stage.startswith("check:") and not stage.endswith(":done"):
-            print(f"  {stage.split(':')[1]} ...", file=sys.stderr, flush=True)
-
-    result = isolate.run_isolated(job, timeout=args.wall_timeout, on_stage=None if args.quiet else show)
-    if args.json:
-        report = result.report if result.report is not None else _error_report(result, job)
-        _write_json(args.json, json.dumps(report, indent=2))
-    if args.json != "-":
-        if result.rendered:
-            print(result.rendered)
-        else:
-            print(f"{job.target} ({job.kind or '?'}): {result.status.upper()}\n  {result.reason}")
-            if result.where:
-                print(f"  at {result.where}")
-    if result.status == "error":
-        print(f"{PROG}: cannot load {job.target}: {result.reason}", file=sys.stderr)
-    elif not result.passed:
-        print(f"{PROG}: FAILED ({result.status}): {result.reason}", file=sys.stderr)
-        if result.stdout_tail and result.status in ("crashed", "internal", "timeout"):
-            print("--- the child's output (tail) ---\n" + result.stdout_tail, file=sys.stderr)
-    return result.exit_code
-
-
-def _error_report(result: isolate.IsolatedResult, job: Job) -> dict:
-    """A report-shaped dict for a check that produced no report (schema of checks.report)."""
-    from checks.report import SCHEMA_VERSION
-
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "target": job.target,
-        "kind": job.kind or "",
-        "passed": False,
-        "error": f"{result.status}: {result.reason}",
-        "settings": {"seed": job.seed, "isolated": True},
-        "properties": [],
-    }
+    return STATUS_EXIT[report.outcome()[0]]
 
 
 # -- selftest -------------------------------------------------------------------------------------
@@ -436,7 +395,7 @@ def run_grade(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_examples=args.max_examples,
             timeout=args.timeout,
-            memory_bytes=int(args.memory * isolate.MiB),
+            memory_bytes=int(args.memory * MiB),
             progress=None if args.quiet else show,
         )
     except grade.GradeError as exc:
@@ -467,7 +426,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return Exit.UNUSABLE
     except KeyboardInterrupt:
-        isolate.kill_all()
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
     except Exception:

@@ -1,33 +1,35 @@
-"""Grading mode: check every student's layers, each check isolated, and write a summary.
+"""Grading mode: check every student's layers, each layer in a sandbox of its own, and write a summary.
 
 cnn-gradcheck grade SUBMISSIONS_DIR [--layer KIND=Class[,Other] | --layer KIND=file.py:Class | --kind KIND]...
                     [--preset seed] --out DIR [--jobs N] [--seed N] [--max-examples N] [--timeout S] [--memory MB]
 (the command line is checks.front.cli's; this module is what it runs)
 
 Submissions: every folder (one per student) and every ``.py`` file (a single-file submission) directly in
-SUBMISSIONS_DIR, hidden entries and ``__pycache__`` left out. For each layer to grade, the class is looked
-up in the submission's ``.py`` files by parsing them (``ast``; a file that does not compile is searched
-as text, so that its check then reports the import error); nothing of the submission runs in the
-grader's process. ``--kind conv`` uses the usual seed-style names (DEFAULT_CLASSES); ``--layer
-conv=ConvLayer,Conv3x3`` takes the first name found; ``--layer conv=model.py:ConvLayer`` names the file.
-A class that is not found is that submission's failure (status "missing": "no class ConvLayer
-found"), not an error of the run.
+SUBMISSIONS_DIR, hidden entries and ``__pycache__`` left out; any other entry (a symlink, a FIFO, a device)
+is refused with a row that says so. Before any student code runs, every submission is copied into a
+private snapshot (checks.sandbox.snapshot: regular files only, size limits, a sha256 per file, recorded in
+the summary): a check reads only its own submission's snapshot, so no submission can change another or
+its own after the fact. Classes are looked up in the snapshot by parsing its files (``ast``, with a size
+limit; a file that does not parse is searched as text, so that its check then reports the import error);
+nothing of a submission runs in the grader's process. ``--kind conv`` uses the usual seed-style names
+(DEFAULT_CLASSES); ``--layer conv=ConvLayer,Conv3x3`` takes the first name found; ``--layer
+conv=model.py:ConvLayer`` names the file. A class that is not found is that row's status "missing".
 
-Each (submission, layer) check is a checks.job.Job run by ``checks.sandbox.isolate.run_isolated`` on a
-COPY of the submission in a fresh temporary folder of its own, with a wall-clock timeout and a memory
-limit; a submission that
-hangs, crashes, exhausts memory or writes into other folders only affects its own row. The checks run
-in parallel: a thread pool of ``jobs`` threads, each waiting on one child process.
+Each (submission, layer) check is a checks.job.Job run by checks.api.check_job in a checker process of a
+pool (``jobs`` of them): the checker runs the user's layer in a sandboxed worker (checks.sandbox.worker),
+with a wall-clock limit per check and a memory limit; whatever a check does (hang, crash, exhaust memory,
+fail to import, kill its own process, even a failure of the checker process running it) ends as that
+row's status, never as the end of the run. Unless ``seed`` is given, a secret seed is drawn for the run
+(and recorded), so that a submission cannot be tuned to a public seed.
 
-Output (``--out DIR``, which must not be inside SUBMISSIONS_DIR):
+Output (``--out DIR``: a new or empty folder outside SUBMISSIONS_DIR; every file is written atomically and
+never through a symlink):
 - summary.csv and summary.json: one row per (submission, layer), sorted: submission, layer, target,
-  status (passed / failed / timeout / memory / crashed / error / internal, see checks.sandbox.isolate; missing:
-  no such class in the submission, nothing was run), the verdict of each
-  property, the diagnosis of each failing gradient ("grad_bias: bias_grad_wrong_axes"), the reason,
+  status (passed / failed / timeout / memory / crashed / error / internal / missing / refused), the verdict
+  of each property, the diagnosis of each failing gradient ("grad_bias: bias_grad_wrong_axes"), the reason,
   and ``seconds``. Given the seed, everything but ``seconds`` and the ``run`` section of summary.json
   (start time, wall time, jobs) is the same from run to run;
-- reports/SUBMISSION.json (every layer's isolated result with its full report) and
-  reports/SUBMISSION.txt (the rendered reports).
+- reports/SUBMISSION.json (every layer's report) and reports/SUBMISSION.txt (the rendered reports).
 
 Exit status of ``cnn-gradcheck grade``: 0 the grading ran (whatever the verdicts), 2 the command line or
 the submissions folder could not be used, 3 a check ended in an internal error of cnn-gradcheck.
@@ -36,23 +38,27 @@ the submissions folder could not be used, 3 a check ended in an internal error o
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from checks.job import CALL_SECONDS, Job
-from checks.sandbox import isolate
+from checks.job import CALL_SECONDS, IMPORT_SECONDS, Job
 from checks.settings import DEFAULT_MAX_EXAMPLES, ORACLES
 
 DEFAULT_CLASSES: dict[str, tuple[str, ...]] = {
@@ -62,11 +68,13 @@ DEFAULT_CLASSES: dict[str, tuple[str, ...]] = {
     "dense": ("FullyConnectedLayer", "DenseLayer"),
 }
 KINDS = tuple(DEFAULT_CLASSES)
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MEMORY = 2 * isolate.GiB
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MEMORY = 2 * 1024**3
+MAX_SOURCE = 512 * 1024  # bytes of one file parsed to find a class; a larger file is searched as text
 SUMMARY_SCHEMA = "cnn-gradcheck-grade/1"
-STATUSES = (*isolate.STATUSES, "missing")  # missing: the submission has no such class (nothing was run)
+STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "error", "internal", "missing", "refused")
 TIMING_FIELDS = ("seconds",)  # per row; plus the top-level "run" section of summary.json
+RETRIES = 1  # a row whose checker process died is run once more in a fresh one before it is "internal"
 
 
 class GradeError(Exception):
@@ -124,28 +132,44 @@ def layer_choices(layers: Mapping[str, str | Sequence[str]] | Sequence[str | Lay
     return choices
 
 
-@dataclass(frozen=True)
+# -- submissions and their snapshots ---------------------------------------------------------------------
+
+
+@dataclass
 class Submission:
-    """One student's work: a folder, or a single .py file (``is_file``)."""
+    """One student's work: a folder, or a single .py file. ``snapshot``: the folder the checks read (a copy
+    taken before any student code ran, named like the submission: a check shows paths relative to its
+    parent); ``problem``: why it cannot be graded at all (refused); ``files`` / ``refused``: what the
+    snapshot holds (relative path -> sha256) and what it left out (-> why)."""
 
     name: str
     path: Path
-
-    @property
-    def is_file(self) -> bool:
-        return self.path.is_file()
+    is_file: bool = False
+    snapshot: Path | None = None
+    problem: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def discover(submissions_dir: Path) -> list[Submission]:
-    """Every folder and .py file directly in ``submissions_dir`` (hidden ones and __pycache__ left out), sorted."""
+    """Every folder and .py file directly in ``submissions_dir`` (hidden ones and __pycache__ left out),
+    sorted; an entry of any other type (a symlink, a FIFO, a device) is a Submission with a problem."""
     found = []
-    for entry in sorted(submissions_dir.iterdir(), key=lambda p: p.name):
+    try:
+        entries = sorted(os.scandir(submissions_dir), key=lambda e: e.name)
+    except OSError as exc:
+        raise GradeError(f"{submissions_dir}: cannot be listed: {exc.strerror or exc}") from None
+    for entry in entries:
         if entry.name.startswith((".", "_")):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            found.append(Submission(entry.name, entry))
-        elif entry.is_file() and entry.suffix == ".py":
-            found.append(Submission(entry.stem, entry))
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            found.append(Submission(entry.name, Path(entry.path)))
+        elif stat.S_ISREG(mode) and entry.name.endswith(".py"):
+            found.append(Submission(entry.name[:-3], Path(entry.path), is_file=True))
+        elif not stat.S_ISREG(mode):
+            kind = "symlink" if stat.S_ISLNK(mode) else "special file"
+            found.append(Submission(entry.name, Path(entry.path), problem=f"a {kind}, not a folder or a .py file"))
     names = Counter(s.name for s in found)
     clashes = sorted(n for n, c in names.items() if c > 1)
     if clashes:
@@ -153,35 +177,52 @@ def discover(submissions_dir: Path) -> list[Submission]:
     return found
 
 
-# -- finding the class -------------------------------------------------------------------------------
+def take_snapshots(submissions: Sequence[Submission], staging: Path) -> None:
+    """Copy every submission into ``staging`` (one folder each, named like it, collision-free) before any
+    code of theirs runs; a submission that cannot be copied gets a problem instead."""
+    from checks.sandbox import snapshot
 
-
-def _python_files(submission: Submission) -> list[Path]:
-    """The submission's .py files, shallowest first, then by path."""
-    if submission.is_file:
-        return [submission.path]
-    files = []
-    for path in submission.path.rglob("*.py"):
-        rel = path.relative_to(submission.path)
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+    safe = _safe_names([s.name for s in submissions])
+    for sub in submissions:
+        if sub.problem:
             continue
-        files.append(path)
-    return sorted(files, key=lambda p: (len(p.relative_to(submission.path).parts), p.as_posix()))
+        folder = staging / safe[sub.name]
+        try:
+            snap = snapshot.take(sub.path, folder)
+        except snapshot.SnapshotError as exc:
+            sub.problem = f"cannot be copied for grading: {exc}"
+            continue
+        sub.snapshot = folder
+        sub.files = {rel: digest for rel, _, digest in snap.files}
+        sub.refused = dict(snap.refused)
+
+
+def _python_files(root: Path) -> list[Path]:
+    """The .py files under ``root``, shallowest first, then by path."""
+    files = [p for p in root.rglob("*.py") if p.is_file() and not p.is_symlink()]
+    return sorted(files, key=lambda p: (len(p.relative_to(root).parts), p.as_posix()))
 
 
 def _defined_names(path: Path) -> tuple[set[str], str | None]:
-    """Top-level classes (and names assigned at top level) of a file, without running it. For a file
-    that does not compile: the names found by a textual search, and the compile error."""
+    """Top-level classes (and names assigned at top level) of a file, without running it. For a file that
+    does not parse (or is too large to parse): the names a textual search finds, and why. Nothing a file
+    holds can crash or hang this: its size is bounded first and every failure of the parser is caught."""
     try:
-        source = path.read_text(encoding="utf-8", errors="replace")
+        raw = path.read_bytes()[: MAX_SOURCE + 1]
     except OSError as exc:
         return set(), f"cannot be read: {exc.strerror or exc}"
+    source = raw.decode("utf-8", errors="replace")
+    textual = set(re.findall(r"^class\s+([A-Za-z_]\w*)", source, flags=re.MULTILINE))
+    if len(raw) > MAX_SOURCE:
+        return textual, f"larger than {MAX_SOURCE // 1024} KiB: searched as text"
     try:
         tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         error = f"line {line}: {type(exc).__name__}: {getattr(exc, 'msg', exc)}" if line else str(exc)
-        return set(re.findall(r"^class\s+([A-Za-z_]\w*)", source, flags=re.MULTILINE)), error
+        return textual, error
+    except (MemoryError, RecursionError) as exc:
+        return textual, f"too deeply nested to parse ({type(exc).__name__})"
     names = set()
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
@@ -195,24 +236,28 @@ def _defined_names(path: Path) -> tuple[set[str], str | None]:
 
 @dataclass(frozen=True)
 class Located:
-    """Where a layer's class is: ``target`` is relative to the job's work dir ("alice/cnn.py:ConvLayer")."""
+    """Where a layer's class is: ``target`` is relative to the submission ("cnn.py:ConvLayer")."""
 
     target: str | None
     problem: str = ""
 
 
 def locate(submission: Submission, choice: LayerChoice) -> Located:
-    """The check target for ``choice`` in ``submission``, or the problem ("no class ConvLayer found")."""
-    if choice.file is not None:
-        if submission.is_file:
-            files = [submission.path] if submission.path.name == choice.file else []
-        else:
-            candidate = submission.path / choice.file
-            files = [candidate] if candidate.is_file() else []
+    """The check target for ``choice`` in the submission's snapshot (or, before one is taken, the
+    submission itself), or the problem ("no class ConvLayer found")."""
+    root = submission.snapshot or (submission.path.parent if submission.is_file else submission.path)
+    if submission.is_file:
+        single = root / submission.path.name
+        files = [single] if choice.file in (None, single.name) and single.is_file() else []
+        if not files:
+            return Located(None, f"no file {choice.file} in the submission")
+    elif choice.file is not None:
+        candidate = root / choice.file
+        files = [candidate] if candidate.is_file() and not candidate.is_symlink() else []
         if not files:
             return Located(None, f"no file {choice.file} in the submission")
     else:
-        files = _python_files(submission)
+        files = _python_files(root)
         if not files:
             return Located(None, "no .py files in the submission")
     broken = []
@@ -223,23 +268,17 @@ def locate(submission: Submission, choice: LayerChoice) -> Located:
             if error:
                 broken.append((path, error))
             if name in names:
-                rel = (
-                    path.name
-                    if submission.is_file
-                    else f"{submission.name}/{path.relative_to(submission.path).as_posix()}"
-                )
-                return Located(f"{rel}:{name}")
+                return Located(f"{path.relative_to(root).as_posix()}:{name}")
     wanted = " or ".join(f"class {n}" for n in choice.classes)
     where = f" in {choice.file}" if choice.file else f" in {len(files)} .py file{'s' if len(files) != 1 else ''}"
     problem = f"no {wanted} found{where}"
     if broken:
         path, error = broken[0]
-        shown = path.name if submission.is_file else path.relative_to(submission.path).as_posix()
-        problem += f" ({shown} does not compile: {error})"
+        problem += f" ({path.relative_to(root).as_posix()} does not compile: {error})"
     return Located(None, problem)
 
 
-# -- results -------------------------------------------------------------------------------------------
+# -- rows ------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -262,12 +301,48 @@ class Row:
         return d
 
 
+@dataclass
+class Result:
+    """What checking one row gave: its status and reason, where in the submission it hung or crashed, the
+    report (as a dict) and its rendering, and the wall time."""
+
+    status: str
+    reason: str
+    where: str = ""
+    report: dict | None = None
+    rendered: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+
+def check_row(job: dict, readonly: list[str], wall: float) -> dict:
+    """Run one row's check (in a checker process of the pool) and say how it ended, as a Result dict."""
+    start = time.perf_counter()
+    from checks import api
+    from checks.adapt import targets
+
+    try:
+        report = api.check_job(Job.from_dict(job), wall_seconds=wall, readonly=readonly)
+    except targets.TargetError as exc:
+        cause = getattr(exc.cause, "value", None)
+        status = {"timeout": "timeout", "memory": "memory", "crash": "crashed"}.get(cause or "", "error")
+        prefix = {"error": "import failed"}.get(status, status)
+        origin = exc.origin
+        where = f"{origin['file']} line {origin['line']} in {origin['function']}" if origin else ""
+        return Result(status, f"{prefix}: {exc}", where, seconds=time.perf_counter() - start).to_dict()
+    except Exception as exc:  # noqa: BLE001 - a bug of the checker is this row's, not the run's
+        reason = f"internal error in cnn-gradcheck: {type(exc).__name__}: {exc}"
+        return Result("internal", reason, seconds=time.perf_counter() - start).to_dict()
+    status, reason, where = report.outcome()
+    return Result(status, reason, where, report.to_dict(), report.render(), time.perf_counter() - start).to_dict()
+
+
 def _diagnosis(report: dict | None) -> str:
     """'grad_bias: bias_grad_wrong_axes; ...' from a report dict (the field may be absent)."""
-    if not report:
-        return ""
     parts = []
-    for prop in report.get("properties") or []:
+    for prop in (report or {}).get("properties") or []:
         diagnosis = prop.get("diagnosis") if isinstance(prop, dict) else None
         mistake = diagnosis.get("mistake") if isinstance(diagnosis, dict) else None
         if prop.get("status") == "fail" and mistake:
@@ -275,17 +350,17 @@ def _diagnosis(report: dict | None) -> str:
     return "; ".join(parts)
 
 
-def _row(submission: Submission, choice: LayerChoice, target: str, result: isolate.IsolatedResult) -> Row:
-    report = result.report or {}
+def _row(submission: Submission, choice: LayerChoice, target: str, result: Result) -> Row:
     props = {
         str(p.get("property")): str(p.get("status"))
-        for p in report.get("properties") or []
+        for p in (result.report or {}).get("properties") or []
         if isinstance(p, dict) and p.get("property")
     }
+    shown = target if submission.is_file else f"{submission.name}/{target}"
     return Row(
         submission.name,
         choice.kind,
-        target,
+        shown,
         result.status,
         result.reason,
         props,
@@ -294,18 +369,22 @@ def _row(submission: Submission, choice: LayerChoice, target: str, result: isola
     )
 
 
+# -- the summary -----------------------------------------------------------------------------------------
+
+
 @dataclass
 class Summary:
-    """The outcome of a grading run: rows sorted by (submission, layer order), the isolated results
-    behind them, where the files went and how long it took."""
+    """The outcome of a grading run: rows sorted by (submission, layer order), the results behind them, the
+    submissions' snapshots, where the files went and how long it took."""
 
     rows: list[Row]
-    results: dict[tuple[str, str], isolate.IsolatedResult]
+    results: dict[tuple[str, str], Result]
     settings: dict[str, Any]
     out_dir: Path
     wall_seconds: float = 0.0
     jobs: int = 1
     started: str = ""
+    submissions: dict[str, dict] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -314,11 +393,11 @@ class Summary:
 
     @property
     def properties(self) -> list[str]:
+        """The property columns: only the checker's own property names, in report order."""
         from checks.pipeline.properties import property_names  # numpy: not at import (--help stays fast)
 
         seen = {p for r in self.rows for p in r.properties}
-        known = [p for p in property_names(["input", "weight", "bias"]) if p in seen]
-        return known + sorted(seen - set(known))
+        return [p for p in property_names(["input", "weight", "bias"]) if p in seen]
 
     def row(self, submission: str, layer: str) -> Row:
         for r in self.rows:
@@ -343,6 +422,7 @@ class Summary:
             "properties": self.properties,
             "counts": self.counts,
             "rows": [r.to_dict() for r in self.rows],
+            "submissions": self.submissions,
             "run": {"started": self.started, "wall_seconds": round(self.wall_seconds, 3), "jobs": self.jobs},
         }
 
@@ -352,18 +432,8 @@ class Summary:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["submission", "layer", "target", "status", *props, "diagnosis", "reason", "seconds"])
         for r in self.rows:
-            writer.writerow(
-                [
-                    r.submission,
-                    r.layer,
-                    r.target,
-                    r.status,
-                    *(r.properties.get(p, "") for p in props),
-                    r.diagnosis,
-                    r.reason,
-                    f"{r.seconds:.2f}",
-                ]
-            )
+            cells = [r.submission, r.layer, r.target, r.status, *(r.properties.get(p, "") for p in props)]
+            writer.writerow([_cell(c) for c in [*cells, r.diagnosis, r.reason]] + [f"{r.seconds:.2f}"])
         return buffer.getvalue()
 
     def render_table(self) -> str:
@@ -379,35 +449,71 @@ class Summary:
         return "\n".join(lines)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: student-chosen text that starts like a formula is quoted."""
+    text = str(text).replace("\r", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t") else text
+
+
+def _safe_names(names: Sequence[str]) -> dict[str, str]:
+    """A distinct file-name-safe name for each submission name (a hash suffix where two would collide)."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:100] or "_"
+        if safe.lower() in taken:
+            safe = f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        taken.add(safe.lower())
+        out[name] = safe
+    return out
 
 
 def _check_folders(submissions_dir: Path, out_dir: Path) -> None:
-    subs, out = submissions_dir.resolve(), out_dir.resolve()
+    subs = submissions_dir.resolve()
     if not subs.is_dir():
         raise GradeError(f"{submissions_dir}: not a folder")
+    if out_dir.is_symlink():
+        raise GradeError(f"--out {out_dir} is a symlink: give a real folder")
+    out = out_dir.resolve()
     if out == subs or subs in out.parents:
         raise GradeError(
             f"--out {out_dir} is inside the submissions folder {submissions_dir}: choose a folder outside it"
         )
     if out in subs.parents:
         raise GradeError(f"--out {out_dir} contains the submissions folder {submissions_dir}: choose another folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GradeError(f"--out {out_dir} is not a new or empty folder: choose another one")
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    """``folder/name`` written whole (a temporary file renamed into place), never through a symlink."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.rename(tmp, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_outputs(summary: Summary) -> None:
-    """summary.csv, summary.json and reports/ in ``summary.out_dir`` (stale reports of earlier runs removed)."""
+    """summary.csv, summary.json and reports/ in ``summary.out_dir`` (a new or empty folder)."""
     out = summary.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    if out.is_symlink() or not out.is_dir():
+        raise GradeError(f"--out {out} is not a folder")
     reports = out / "reports"
-    if reports.is_dir():
-        shutil.rmtree(reports)
     reports.mkdir()
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
-    (out / "summary.csv").write_text(summary.to_csv(), encoding="utf-8")
+    _write(out, "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    _write(out, "summary.csv", summary.to_csv())
     by_submission: dict[str, list[Row]] = {}
     for r in summary.rows:
         by_submission.setdefault(r.submission, []).append(r)
+    safe = _safe_names(list(by_submission))
     for name, rows in by_submission.items():
         layers = {}
         texts = [f"{name}"]
@@ -415,20 +521,19 @@ def write_outputs(summary: Summary) -> None:
             result = summary.results.get((r.submission, r.layer))
             entry = {"target": r.target, "status": r.status, "reason": r.reason, "diagnosis": r.diagnosis}
             if result is not None:
-                entry.update({k: v for k, v in result.to_dict().items() if k not in entry and k not in ("kind",)})
+                entry.update({k: v for k, v in result.to_dict().items() if k not in entry and k != "rendered"})
             layers[r.layer] = entry
             texts.append(f"\n== {r.layer}: {r.status.upper()}" + (f": {r.reason}" if r.reason else ""))
             if result is not None and result.rendered:
                 texts.append(result.rendered)
             if result is not None and result.where:
                 texts.append(f"  where: {result.where}")
-            if result is not None and result.stdout_tail and r.status not in ("passed", "failed"):
-                texts.append(
-                    "  output (tail):\n" + "\n".join(f"    {line}" for line in result.stdout_tail.splitlines())
-                )
         document = {"submission": name, "settings": summary.settings, "layers": layers}
-        (reports / f"{_safe_name(name)}.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        (reports / f"{_safe_name(name)}.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+        _write(reports, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
+        _write(reports, f"{safe[name]}.txt", "\n".join(texts) + "\n")
+
+
+# -- the run ---------------------------------------------------------------------------------------------
 
 
 def grade(
@@ -438,31 +543,35 @@ def grade(
     out_dir: str | os.PathLike[str],
     preset: str = "seed",
     jobs: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     timeout: float = DEFAULT_TIMEOUT,
     memory_bytes: int | None = DEFAULT_MEMORY,
     oracles: Sequence[str] = ORACLES,
     call_seconds: float | None = CALL_SECONDS,
+    import_seconds: float | None = IMPORT_SECONDS,
     progress: Callable[[int, int, Row], None] | None = None,
 ) -> Summary:
     """Grade every submission in ``submissions_dir`` and write the summary and reports to ``out_dir``.
 
     layers: ``{"conv": "ConvLayer", "dense": ["FullyConnectedLayer", "DenseLayer"]}`` (kind -> class
     name(s), or "file.py:Class"), or a list of kinds (``["conv", "relu"]``: DEFAULT_CLASSES) or of
-    "kind=Class" strings. jobs: checks run at once (default: the machine's cores). timeout and
-    memory_bytes: per check (see ``checks.sandbox.isolate.run_isolated``); oracles and call_seconds (the
-    limit of each call into the layer): as for ``cnn-gradcheck check``.
+    "kind=Class" strings. jobs: checks run at once (default: the machine's cores). seed: the search's seed
+    (default: a secret one drawn for this run, recorded in the summary). timeout: wall-clock seconds per
+    check; memory_bytes: what one call into a layer may allocate; oracles, call_seconds (the limit of each
+    call into the layer) and import_seconds (of importing a submission's module): as for a check's Job.
     progress(done, total, row): called as each check ends (from the calling thread).
     """
-    subs = Path(submissions_dir)
-    out = Path(out_dir)
+    subs, out = Path(submissions_dir), Path(out_dir)
     _check_folders(subs, out)
     choices = layer_choices(layers)
     submissions = discover(subs)
     if not submissions:
         raise GradeError(f"{submissions_dir}: no submissions (folders or .py files) found")
     jobs = max(1, jobs or os.cpu_count() or 1)
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    from checks.sandbox.worker import sandbox
+
     settings = {
         "preset": preset,
         "layers": {c.kind: c.shown.partition("=")[2] for c in choices},
@@ -470,72 +579,111 @@ def grade(
         "max_examples": max_examples,
         "timeout": timeout,
         "memory_bytes": memory_bytes,
-        "extra": _extra(oracles, call_seconds),
+        "extra": _extra(oracles, call_seconds, import_seconds),
+        "sandbox": sandbox().reason,
     }
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     order = {c.kind: i for i, c in enumerate(choices)}
     rows: list[Row] = []
-    results: dict[tuple[str, str], isolate.IsolatedResult] = {}
-    work = []
-    for submission in submissions:
-        for choice in choices:
-            located = locate(submission, choice)
-            if located.target is None:
-                rows.append(Row(submission.name, choice.kind, "", "missing", located.problem))
-            else:
-                work.append((submission, choice, located.target))
-    total = len(rows) + len(work)
-    done = 0
-    if progress:
-        for r in rows:
+    results: dict[tuple[str, str], Result] = {}
+    staging = Path(tempfile.mkdtemp(prefix="cnn-gradcheck-grade-"))
+    try:
+        take_snapshots(submissions, staging)
+        work: list[tuple[Submission, LayerChoice, str, dict]] = []
+        for submission in submissions:
+            for choice in choices:
+                if submission.problem:
+                    rows.append(Row(submission.name, choice.kind, "", "refused", submission.problem))
+                    continue
+                located = locate(submission, choice)
+                if located.target is None:
+                    rows.append(Row(submission.name, choice.kind, "", "missing", located.problem))
+                    continue
+                assert submission.snapshot is not None
+                job = Job(
+                    f"{submission.snapshot.name}/{located.target}",
+                    choice.kind,
+                    preset,
+                    root=str(submission.snapshot.parent),
+                    seed=seed,
+                    max_examples=max_examples,
+                    oracles=tuple(oracles),
+                    call_seconds=call_seconds,
+                    memory_bytes=memory_bytes,
+                    import_seconds=import_seconds,
+                    label=located.target if submission.is_file else f"{submission.name}/{located.target}",
+                )
+                work.append((submission, choice, located.target, job.to_dict()))
+        total = len(rows) + len(work)
+        if progress:
+            for i, r in enumerate(rows):
+                progress(i + 1, total, r)
+        done = len(rows)
+        for (submission, choice, target, _), result in _run_pool(work, jobs, timeout):
+            row = _row(submission, choice, target, result)
+            rows.append(row)
+            results[(submission.name, choice.kind)] = result
             done += 1
-            progress(done, total, r)
-
-    def run(item: tuple[Submission, LayerChoice, str]) -> tuple[Submission, LayerChoice, str, isolate.IsolatedResult]:
-        submission, choice, target = item
-        job = Job(
-            target,
-            choice.kind,
-            preset,
-            seed=seed,
-            max_examples=max_examples,
-            oracles=tuple(oracles),
-            call_seconds=call_seconds,
-            memory_bytes=memory_bytes,
-        )
-        result = isolate.run_isolated(job, timeout=timeout, copy=submission.path)
-        return submission, choice, target, result
-
-    if work:
-        isolate.warm_up()  # the forkserver's imports, once, before any check's clock starts
-        executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grade")
-        try:
-            futures = [executor.submit(run, item) for item in work]
-            for future in as_completed(futures):
-                submission, choice, target, result = future.result()
-                row = _row(submission, choice, target, result)
-                rows.append(row)
-                results[(submission.name, choice.kind)] = result
-                done += 1
-                if progress:
-                    progress(done, total, row)
-        except BaseException:
-            executor.shutdown(wait=False, cancel_futures=True)
-            isolate.kill_all()
-            raise
-        executor.shutdown(wait=True)
+            if progress:
+                progress(done, total, row)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     rows.sort(key=lambda r: (r.submission, order[r.layer]))
-    summary = Summary(rows, results, settings, out, time.perf_counter() - t0, jobs, started)
+    record = {s.name: {"files": s.files, "refused": s.refused, "problem": s.problem} for s in submissions}
+    summary = Summary(rows, results, settings, out, time.perf_counter() - t0, jobs, started, record)
     write_outputs(summary)
     return summary
 
 
-def _extra(oracles: Sequence[str], call_seconds: float | None) -> dict[str, Any]:
+def _run_pool(work: list[tuple[Any, Any, str, dict]], jobs: int, timeout: float):
+    """Yield (item, Result) for every item of ``work`` as its check ends, run by ``jobs`` checker processes.
+    A checker process that dies takes the rows it was running with it: those are run once more in a fresh
+    pool, and a row that breaks a pool again is "internal"."""
+    import multiprocessing
+
+    pending = {i: 0 for i in range(len(work))}  # index -> attempts so far
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds threads or torch
+    while pending:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=context) as pool:
+            futures: dict[Future, int] = {}
+            for i in sorted(pending):
+                _, _, _, job = work[i]
+                own = str(Path(job["root"]) / job["target"].split("/")[0])  # its own snapshot only
+                futures[pool.submit(check_row, job, [own], timeout)] = i
+            broken: list[int] = []
+            for future in _as_done(futures):
+                i = futures[future]
+                try:
+                    result = Result(**future.result())
+                except BrokenProcessPool:
+                    broken.append(i)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - the row's own failure
+                    result = Result("internal", f"internal error in cnn-gradcheck: {type(exc).__name__}: {exc}")
+                del pending[i]
+                yield work[i], result
+            for i in broken:
+                pending[i] += 1
+                if pending[i] > RETRIES:
+                    del pending[i]
+                    yield work[i], Result("internal", "internal error in cnn-gradcheck: its checker process died")
+
+
+def _as_done(futures: Mapping[Future, int]):
+    left = set(futures)
+    while left:
+        finished, left = wait(left, return_when="FIRST_COMPLETED")
+        yield from sorted(finished, key=lambda f: futures[f])
+
+
+def _extra(oracles: Sequence[str], call_seconds: float | None, import_seconds: float | None) -> dict[str, Any]:
     """The settings that differ from a default check, as the summary records them."""
     extra: dict[str, Any] = {}
     if tuple(oracles) != ORACLES:
         extra["oracles"] = list(oracles)
     if call_seconds != CALL_SECONDS:
         extra["call_timeout"] = call_seconds
+    if import_seconds != IMPORT_SECONDS:
+        extra["import_timeout"] = import_seconds
     return extra

@@ -5,7 +5,8 @@ Element-wise:   dL/dx_i ~ (L(x + h_i e_i) - L(x - h_i e_i)) / (2 h_i),  h_i = ep
                 does not shrink as |x| grows, so a step scaled by |x| would truncate).
 Directional:    <dL/dx, u> ~ (L(x + h u) - L(x - h u)) / (2 h),  h = eps * max(1, max|x|),
                 u a random signed direction with |u_i| in [0.1, 1] (every entry takes part).
-Two evaluations per entry, or two per direction whatever the size. Inputs are promoted to float64
+Two evaluations per entry, or two per direction whatever the size, asked as one batch (``BatchLoss``: a
+layer in another process answers it in one request). Inputs are promoted to float64
 copies, so neither the caller's arrays nor the layer's dtype change. An estimate is kept only where
 the activation pattern is the same at x - h u, x and x + h u (see checks.oracles.kinks): elsewhere it is
 marked untrusted and the difference never judges.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -66,6 +68,42 @@ def scalar_loss(forward: Callable[[Arrays], np.ndarray], upstream: np.ndarray) -
     return loss
 
 
+class BatchLoss(Protocol):
+    """L at many points near one base point, in one call (a layer in another process answers a batch in
+    one request): ``at_entries`` sets entry ``index[k]`` of input ``name`` to ``values[k]``, ``at_arrays``
+    replaces the whole input ``name`` by ``points[k]``; both return L per point, float64."""
+
+    def at_entries(self, base: Arrays, name: str, index: np.ndarray, values: np.ndarray) -> np.ndarray: ...
+
+    def at_arrays(self, base: Arrays, name: str, points: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PointLoss:
+    """A scalar loss asked point by point: the BatchLoss of anything that can evaluate one point."""
+
+    loss: Loss
+
+    def at_entries(self, base: Arrays, name: str, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+        point = promote(base)
+        flat = point[name].reshape(-1)
+        out = np.empty(len(index))
+        for k, (i, v) in enumerate(zip(index, values, strict=True)):
+            original = flat[i]
+            flat[i] = v
+            out[k] = self.loss(point)
+            flat[i] = original
+        return out
+
+    def at_arrays(self, base: Arrays, name: str, points: np.ndarray) -> np.ndarray:
+        point = promote(base)
+        return np.array([self.loss({**point, name: p}) for p in points])
+
+
+def batch(loss: Loss | BatchLoss) -> BatchLoss:
+    return loss if hasattr(loss, "at_entries") else PointLoss(loss)  # type: ignore[arg-type,return-value]
+
+
 def promote(inputs: Arrays) -> dict[str, np.ndarray]:
     """float64 copies of every array."""
     return {k: np.array(v, dtype=np.float64, copy=True) for k, v in inputs.items()}
@@ -78,7 +116,7 @@ def _stable(signature: Signature | None, base: list[np.ndarray] | None, *points:
 
 
 def elementwise(
-    loss: Loss,
+    loss: Loss | BatchLoss,
     inputs: Arrays,
     name: str,
     eps: float,
@@ -86,33 +124,30 @@ def elementwise(
     compute_dtype: np.dtype = FLOAT64,
     relative: bool = True,
 ) -> FDGradient:
-    """dL/d(inputs[name]) entry by entry; 2 loss evaluations per entry."""
+    """dL/d(inputs[name]) entry by entry; 2 loss evaluations per entry, asked as one batch."""
     point = promote(inputs)
     x = point[name]
-    base = signature(point) if signature is not None else None
-    grad = np.zeros(x.shape, dtype=np.float64)
+    flat = x.reshape(-1)
+    h = eps * np.maximum(1.0, np.abs(flat)) if relative else np.full(flat.shape, float(eps))
+    index = np.repeat(np.arange(flat.size), 2)
+    values = np.stack([flat + h, flat - h], axis=1).reshape(-1)
+    losses = batch(loss).at_entries(point, name, index, values)
+    plus, minus = losses[0::2], losses[1::2]
+    grad = ((plus - minus) / (2 * h)).reshape(x.shape)
+    noise = rounding_noise(np.maximum(np.abs(plus), np.abs(minus)), h, compute_dtype).reshape(x.shape)
     trusted = np.ones(x.shape, dtype=bool)
-    noise = np.zeros(x.shape, dtype=np.float64)
-    flat, gflat, tflat, nflat = x.reshape(-1), grad.reshape(-1), trusted.reshape(-1), noise.reshape(-1)
-    for i in range(flat.size):
-        original = flat[i]
-        h = eps * max(1.0, abs(original)) if relative else eps
-        flat[i] = original + h
-        plus, plus_point = loss(point), _snapshot(point, name, signature)
-        flat[i] = original - h
-        minus, minus_point = loss(point), _snapshot(point, name, signature)
-        flat[i] = original
-        gflat[i] = (plus - minus) / (2 * h)
-        nflat[i] = rounding_noise(max(abs(plus), abs(minus)), h, compute_dtype)
-        tflat[i] = _stable(signature, base, *(p for p in (plus_point, minus_point) if p is not None))
+    if signature is not None:
+        base = signature(point)
+        tflat = trusted.reshape(-1)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + h[i]
+            plus_point = {**point, name: x.copy()}
+            flat[i] = original - h[i]
+            minus_point = {**point, name: x.copy()}
+            flat[i] = original
+            tflat[i] = _stable(signature, base, plus_point, minus_point)
     return FDGradient(grad, trusted, noise)
-
-
-def _snapshot(point: dict[str, np.ndarray], name: str, signature: Signature | None) -> Arrays | None:
-    """A copy of the perturbed point for the signature check (skipped when there are no kinks)."""
-    if signature is None:
-        return None
-    return {**point, name: point[name].copy()}
 
 
 def random_directions(shape: tuple[int, ...], count: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -121,7 +156,7 @@ def random_directions(shape: tuple[int, ...], count: int, rng: np.random.Generat
 
 
 def directional(
-    loss: Loss,
+    loss: Loss | BatchLoss,
     inputs: Arrays,
     name: str,
     directions: list[np.ndarray],
@@ -129,15 +164,18 @@ def directional(
     signature: Signature | None = None,
     relative: bool = True,
 ) -> FDDirectional:
-    """(L(x + h u) - L(x - h u)) / (2 h) per direction u; 2 loss evaluations per direction."""
+    """(L(x + h u) - L(x - h u)) / (2 h) per direction u; 2 loss evaluations per direction, as one batch."""
     point = promote(inputs)
     x = point[name]
     base = signature(point) if signature is not None else None
     h = eps * max(1.0, float(np.abs(x).max(initial=0.0))) if relative else eps
+    points = (
+        np.stack([p for u in directions for p in (x + h * u, x - h * u)]) if directions else np.empty((0, *x.shape))
+    )
+    losses = batch(loss).at_arrays(point, name, points)
     projections: list[float | None] = []
-    for u in directions:
-        plus = {**point, name: x + h * u}
-        minus = {**point, name: x - h * u}
-        value = (loss(plus) - loss(minus)) / (2 * h)
-        projections.append(value if _stable(signature, base, plus, minus) else None)
+    for k in range(len(directions)):
+        value = (losses[2 * k] - losses[2 * k + 1]) / (2 * h)
+        plus, minus = {**point, name: points[2 * k]}, {**point, name: points[2 * k + 1]}
+        projections.append(float(value) if _stable(signature, base, plus, minus) else None)
     return FDDirectional(directions, projections)

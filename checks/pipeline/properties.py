@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,7 +34,8 @@ def _finding(t: Trial, prop: str, ok: bool, message: str, oracle: str | None, co
 
 
 def _fault(t: Trial, prop: str, fault: LayerFault) -> list[Finding]:
-    return [Finding(prop, FAIL, str(fault), "structure", t.case.describe(), cause=fault.cause.value)]
+    finding = Finding(prop, FAIL, str(fault), "structure", t.case.describe(), cause=fault.cause.value)
+    return [replace(finding, origin=getattr(fault, "origin", None))]
 
 
 def forward(t: Trial) -> list[Finding]:

@@ -208,7 +208,11 @@ class Trial:
         # layer may refuse float64); the step stays far above float32 rounding (see tolerances).
         return self.forward({k: v.astype(self.case.dtype, copy=False) for k, v in inputs.items()})
 
-    def fd_loss(self) -> fd.Loss:
+    def fd_loss(self) -> fd.Loss | fd.BatchLoss:
+        """L = sum(Z * G) of the subject's own forward: asked of the subject in batches when it answers
+        them (a layer in another process: one request per gradient), else point by point."""
+        if hasattr(self.subject, "losses"):
+            return _SubjectLosses(self)
         return fd.scalar_loss(self._forward_in_case_dtype, self.pristine.upstream)
 
     def fd(self, name: str) -> fd.FDGradient | fd.FDDirectional:
@@ -234,3 +238,21 @@ class Trial:
                     loss, self.pristine.inputs, name, directions, self.tol.eps, self._signature(), self.relative_step
                 )
         return cache[name]
+
+
+@dataclass(frozen=True)
+class _SubjectLosses:
+    """fd.BatchLoss over a subject that evaluates batches itself (``losses``), every call guarded."""
+
+    trial: Trial
+
+    def _ask(self, base, name: str, **points: np.ndarray) -> np.ndarray:
+        t = self.trial
+        inputs = {k: np.asarray(v, dtype=np.float64) for k, v in base.items()}
+        return t.guarded("forward", lambda: t.subject.losses(inputs, t.pristine.upstream, name, **points))
+
+    def at_entries(self, base, name: str, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self._ask(base, name, index=index, values=values)
+
+    def at_arrays(self, base, name: str, points: np.ndarray) -> np.ndarray:
+        return self._ask(base, name, points=points)

@@ -114,7 +114,7 @@ def test_an_internal_error_says_so_before_its_traceback(layers, capsys, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("bug in the harness")
 
-    monkeypatch.setattr(checks.api, "check", broken)
+    monkeypatch.setattr(checks.api, "_run", broken)
     assert cli.main(["check", f"{layers}:GoodReLU", *FAST, "-q"]) == cli.Exit.INTERNAL == 3
     err = capsys.readouterr().err
     assert "internal error in cnn-gradcheck" in err.splitlines()[0]
@@ -127,7 +127,7 @@ def test_an_interrupt_exits_130_quietly(layers, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checks.api, "check", interrupted)
+    monkeypatch.setattr(checks.api, "_run", interrupted)
     assert cli.main(["check", f"{layers}:GoodReLU", *FAST]) == 130
     assert "Traceback" not in capsys.readouterr().err
 

@@ -101,14 +101,14 @@ def test_an_unloadable_example_is_a_mismatch_with_its_reason(repo, capsys):
 def test_a_crash_of_the_harness_is_reported_on_its_example_and_the_run_goes_on(repo, capsys, monkeypatch):
     import checks.api
 
-    real = checks.api.check
+    real = checks.api._run
 
-    def crashes_on_bad(spec, **kwargs):
-        if "BadReLU" in kwargs.get("target", ""):
+    def crashes_on_bad(declaration, factory, job, *args, **kwargs):
+        if "BadReLU" in job.shown:
             raise NameError("name 'oops' is not defined")
-        return real(spec, **kwargs)
+        return real(declaration, factory, job, *args, **kwargs)
 
-    monkeypatch.setattr(checks.api, "check", crashes_on_bad)
+    monkeypatch.setattr(checks.api, "_run", crashes_on_bad)
     assert cli.main(["selftest", manifest(repo, BAD, GOOD), *FAST]) == 1
     out = capsys.readouterr().out
     assert "internal error in cnn-gradcheck: NameError: name 'oops' is not defined" in out
