@@ -46,6 +46,24 @@ def load(job: Job) -> LayerSpec:
     return targets.load(job.target, kind=job.kind, preset=job.preset, root=job.root, overrides=dict(job.overrides))
 
 
+def declaration(job: Job, *, spelling: tuple[str, str] = ("--kind", "--preset")) -> Declaration:
+    """The declaration of the job's layer, as a worker reads it (this process never imports the user's
+    code); ``checks.adapt.targets.TargetError`` when it cannot be loaded. ``spelling``: how the kind and
+    preset options are written in messages (the pytest plugin prefixes them)."""
+    with _session(job, spelling=spelling) as session:
+        assert session.declaration is not None
+        return session.declaration
+
+
+def _session(job: Job, **options: object):
+    from checks.sandbox.worker import LoadRefused, Session
+
+    try:
+        return Session.start(job, **options)
+    except LoadRefused as exc:
+        raise targets.TargetError(str(exc), Cause(exc.cause) if exc.cause in CAUSES else None, exc.origin) from None
+
+
 def check_job(
     job: Job,
     *,
@@ -69,14 +87,7 @@ def check_job(
         if on_loaded:
             on_loaded(spec.declaration(), IN_PROCESS)
         return _run(spec.declaration(), spec.subject, job, progress, IN_PROCESS, local=True)
-    from checks.sandbox.worker import LoadRefused, Session
-
-    try:
-        session = Session.start(
-            job, readonly=list(readonly) if readonly is not None else None, wall_seconds=wall_seconds
-        )
-    except LoadRefused as exc:
-        raise targets.TargetError(str(exc), Cause(exc.cause) if exc.cause in CAUSES else None, exc.origin) from None
+    session = _session(job, readonly=list(readonly) if readonly is not None else None, wall_seconds=wall_seconds)
     with session:
         assert session.declaration is not None
         if on_loaded:

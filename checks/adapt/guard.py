@@ -90,9 +90,18 @@ class Limits:
 
 @dataclass
 class Transcript:
-    """What the layer printed across all guarded calls of one check."""
+    """What the layer printed across all guarded calls of one check: the first ``KEEP`` characters, and how
+    many there were in all (a layer that floods its output cannot flood the checker's memory)."""
 
+    KEEP = 1 << 20
     chunks: list[str] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, text: str) -> None:
+        kept = sum(len(c) for c in self.chunks)
+        if kept < self.KEEP:
+            self.chunks.append(text[: self.KEEP - kept])
+        self.total += len(text)
 
     @property
     def text(self) -> str:
@@ -206,4 +215,4 @@ def call(
         raise _located(LayerFault(stage, f"raised {type(exc).__name__}: {exc}", shapes), exc) from exc
     finally:
         if transcript is not None and buffer.getvalue():
-            transcript.chunks.append(buffer.getvalue())
+            transcript.add(buffer.getvalue())

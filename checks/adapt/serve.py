@@ -35,16 +35,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-ALLOWED = (
-    "checks",
-    "checks.adapt",
-    "checks.case",
-    "checks.geometry",
-    "checks.job",
-    "checks.settings",
-    "checks.kinds",
-)
-"""The parts of the project the worker may import: the user's side, and the plain data it is given."""
+ALLOWED = ("checks.adapt", "checks.case", "checks.geometry", "checks.job", "checks.settings")
+"""The parts of the project the worker may import (with their submodules): the user's side, and the plain
+data it is given. Also the ``checks`` package itself (its lazy face hands out the spec classes) and the
+kind registry ``checks.kinds`` alone (the names of the kinds), not the kind modules."""
 REFUSED_TOPS = ("hypothesis", "torch", "cnn")
 MAX_SUBJECTS = 256
 MAX_PRINTED = 64 * 1024
@@ -57,10 +51,8 @@ class _CheckerImportBlocker(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         top = name.split(".")[0]
-        refused = top in REFUSED_TOPS or (
-            top == "checks" and not any(name == a or name.startswith(a + ".") for a in ALLOWED)
-        )
-        if refused or (name.startswith("checks.kinds.") and name != "checks.kinds"):
+        allowed = name in ("checks", "checks.kinds") or any(name == a or name.startswith(a + ".") for a in ALLOWED)
+        if top in REFUSED_TOPS or (top == "checks" and not allowed):
             raise ImportError(
                 f"{name} is not available inside the layer's sandbox (it belongs to the checker, which never "
                 "runs next to the layer)",

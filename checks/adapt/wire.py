@@ -52,7 +52,7 @@ def encode(message: Message) -> bytes:
     """The frame for ``message`` (ValueError for an array of a dtype the wire does not carry)."""
     specs, chunks = [], []
     for name, value in message.arrays.items():
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value, order="C")  # not ascontiguousarray: that makes a 0-d array 1-d
         dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
         if dtype.name not in DTYPES:
             raise ValueError(f"array {name!r} has dtype {array.dtype}, which the wire does not carry")

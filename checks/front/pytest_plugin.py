@@ -224,21 +224,15 @@ class LayerCollector(pytest.Collector):
         self._error: BaseException | None = None
 
     def collect(self) -> list[pytest.Item]:
+        """One item per property the layer has: its declaration is read by a sandboxed worker, like the
+        check itself (collecting never imports the user's code into pytest's process)."""
         from checks import api
         from checks.adapt import targets
 
-        s = self.settings
         try:
-            self.spec = targets.load(
-                s.layer,
-                kind=s.kind,
-                preset=s.preset,
-                root=s.root,
-                kind_option=OPTION_KIND,
-                preset_option=OPTION_PRESET,
-            )
+            self.spec = api.declaration(self.settings.job(), spelling=(OPTION_KIND, OPTION_PRESET))
         except targets.TargetError as exc:
-            raise self.CollectError(f"cnn-gradcheck: cannot load {s.layer}: {exc}") from None
+            raise self.CollectError(f"cnn-gradcheck: cannot load {self.settings.layer}: {exc}") from None
         return [PropertyItem.from_parent(self, name=prop) for prop in api.property_names(self.spec)]
 
     def report_for(self, prop: str) -> Any:

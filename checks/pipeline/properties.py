@@ -267,7 +267,11 @@ def quiet(t: Trial) -> list[Finding]:
         first = text.strip().splitlines()[0][:80] if text.strip() else repr(text[:20])
         return [
             _finding(
-                t, "quiet", False, f"the layer printed {len(text)} characters (first line: {first!r})", "structure"
+                t,
+                "quiet",
+                False,
+                f"the layer printed {t.transcript.total} characters (first line: {first!r})",
+                "structure",
             )
         ]
     return [_finding(t, "quiet", True, "no output", "structure")]

@@ -336,6 +336,7 @@ File = int | IO[Any] | None  # what subprocess.Popen takes for stdin/stdout/stde
 
 ENV_VAR = "CNN_GRADCHECK_SANDBOX"
 TOKEN_VAR = "CNN_GRADCHECK_JAIL_TOKEN"
+LOG_VAR = "CNN_GRADCHECK_JAIL_LOG"
 MiB = 1024**2
 GiB = 1024**3
 
@@ -668,8 +669,18 @@ def _allocate_uid() -> int:
             uid = UID_BASE + secrets.randbelow(UID_SPAN)
             if uid not in live and uid not in _uids_in_use:
                 _uids_in_use.add(uid)
+                _log_uid(uid)
                 return uid
     raise JailError("no free uid found")
+
+
+def _log_uid(uid: int) -> None:
+    """Append the uid to the file ``CNN_GRADCHECK_JAIL_LOG`` names, if set: an audit trail of the uids a run
+    gave its workers (a test checks with it that none of them has a process left)."""
+    path = os.environ.get(LOG_VAR)
+    if path:
+        with contextlib.suppress(OSError), open(path, "a") as f:
+            f.write(f"{uid}\n")
 
 
 def _release_uid(uid: int | None) -> None:

@@ -93,7 +93,12 @@ class Session:
     # -- life ------------------------------------------------------------------------------------------
     @classmethod
     def start(
-        cls, job: Job, *, readonly: list[str | tuple[str, str]] | None = None, wall_seconds: float | None = None
+        cls,
+        job: Job,
+        *,
+        readonly: list[str | tuple[str, str]] | None = None,
+        wall_seconds: float | None = None,
+        spelling: tuple[str, str] = ("--kind", "--preset"),
     ) -> Session:
         """Launch a worker for ``job`` and load its target (LoadRefused when it cannot be loaded). ``readonly``:
         the folders it may read, or (folder, snapshot) pairs (default: the target's folder, through a snapshot
@@ -133,13 +138,13 @@ class Session:
         if wall_seconds is not None:
             session.deadline = time.monotonic() + wall_seconds
         try:
-            session._load()
+            session._load(spelling)
         except BaseException:
             session.close()
             raise
         return session
 
-    def _load(self) -> None:
+    def _load(self, spelling: tuple[str, str]) -> None:
         job = self.job
         body = {
             "target": job.target,
@@ -150,6 +155,8 @@ class Session:
             "call_seconds": job.call_seconds,
             "memory_bytes": job.memory_bytes,
             "import_seconds": job.import_seconds,
+            "kind_option": spelling[0],
+            "preset_option": spelling[1],
         }
         wait = None if job.import_seconds is None else job.import_seconds + GRACE
         try:
