@@ -310,6 +310,41 @@ def bench_oracles(settings: Settings) -> list[Row]:
     return rows
 
 
+WORKER_TARGET = 1.5
+SEED_CONV = "examples/seed_style/layers.py:ConvLayer"
+
+
+@benchmark
+def bench_worker(settings: Settings) -> list[Row]:
+    """The price of running the user's layer in a sandboxed worker process: a default check (25 examples
+    per property) of the seed article's conv layer through the worker, against the same check with the
+    layer imported into the checker's process, in the same run. At most 3 timed repeats each."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from checks import api
+    from checks.job import Job
+    from checks.sandbox.worker import sandbox
+
+    label = f"worker: default check of {SEED_CONV} [{sandbox().reason.split('(')[0].strip()}]"
+    if not settings.wants(label):
+        return []
+    root = str(Path(__file__).resolve().parents[1])
+    job = Job(SEED_CONV, kind="conv", preset="seed", root=root)
+    few = replace(settings, repeat=min(settings.repeat, 3), warmup=1, warmup_s=0.0)
+    reports = []
+
+    def run(in_process: bool):
+        report = api.check_job(job, in_process=in_process)
+        reports.append(report.passed)
+        return report
+
+    local_ms, _ = time_block(lambda: run(True), few)
+    worker_ms, _ = time_block(lambda: run(False), few)
+    note = "torch column: the same check in-process"
+    return [Row(label, "float64", worker_ms, local_ms, WORKER_TARGET, all(reports), note=note)]
+
+
 # --------------------------------------------------------------------------------------------------
 # Output
 

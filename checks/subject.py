@@ -10,8 +10,9 @@ layer installs the given parameters first); ``backward(G)`` returns dL/d(name) f
 can, as a pure function of the most recent forward (an adapter undoes SGD steps and resets
 accumulated gradients so that calling it twice gives the same answer). Optional: ``raw`` (the last
 backward's gradients exactly as the layer returned them), ``learning_rate`` (the layer's own, if it
-steps), ``losses(inputs, upstream, name, index=, values= | points=)`` (L = sum(Z * G) at many points in
-one call, see checks.oracles.fd.BatchLoss).
+steps), ``forward_backward(inputs, upstream) -> (Z, grads)`` (both in one call),
+``losses(inputs, upstream, name, index=, values= | points=)`` (L = sum(Z * G) at many points in one call,
+see checks.oracles.fd.BatchLoss).
 """
 
 from __future__ import annotations

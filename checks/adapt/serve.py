@@ -10,6 +10,7 @@ adapter (checks.adapt), and answers, one frame each (checks.adapt.wire):
 - ``forward`` {id} + inputs -> ``output`` (Z, and any input the layer wrote into, canonical) or ``fault``;
 - ``backward`` {id} + G -> ``grads`` (each gradient canonical, or its fault; each as the layer returned it;
   G if the layer wrote into it; the layer's learning rate) or ``fault``;
+- ``step`` {id} + inputs and G -> a forward, then a backward: ``grads`` with the output too, or ``fault``;
 - ``losses`` {id, name} + base inputs, G and the perturbed points -> ``losses`` (L = sum(Z * G) at each, in
   float64), sending a ``tick`` every half second so that the checker can tell a slow batch from a hang;
 - ``bye`` -> exits.
@@ -186,7 +187,23 @@ class Server:
                 arrays[f"mutated:{name}"] = value
         self._reply("output", {}, arrays)
 
-    def _backward(self, request: Any) -> None:
+    def _step(self, request: Any) -> None:
+        """A forward at the inputs, then a backward at G: one request for what a check always does in pairs."""
+        from checks.adapt.guard import LayerFault
+
+        subject = self._subject(request)
+        if subject is None:
+            return
+        inputs = {k[len("input:") :]: v.copy() for k, v in request.arrays.items() if k.startswith("input:")}
+        try:
+            z = self._guarded("forward", subject.forward, inputs, shapes=subject.shapes)
+            out = carried("forward", "output", z, subject.shapes)
+        except LayerFault as fault:
+            self._fault(fault)
+            return
+        self._backward(request, {"output": out})
+
+    def _backward(self, request: Any, extra: Mapping[str, Any] | None = None) -> None:
         from checks.adapt.guard import LayerFault
 
         subject = self._subject(request)
@@ -198,7 +215,7 @@ class Server:
         except LayerFault as fault:
             self._fault(fault)
             return
-        arrays: dict[str, Any] = {}
+        arrays: dict[str, Any] = dict(extra or {})
         faults: dict[str, dict] = {}
         for name, value in grads.items():
             try:

@@ -322,6 +322,7 @@ def check_row(job: dict, readonly: list[str], wall: float) -> dict:
     start = time.perf_counter()
     from checks import api
     from checks.adapt import targets
+    from checks.sandbox import jail
 
     try:
         report = api.check_job(Job.from_dict(job), wall_seconds=wall, readonly=readonly)
@@ -332,6 +333,8 @@ def check_row(job: dict, readonly: list[str], wall: float) -> dict:
         origin = exc.origin
         where = f"{origin['file']} line {origin['line']} in {origin['function']}" if origin else ""
         return Result(status, f"{prefix}: {exc}", where, seconds=time.perf_counter() - start).to_dict()
+    except jail.JailError as exc:  # the machine could not set this row's sandbox up
+        return Result("error", f"sandbox set-up failed: {exc}", seconds=time.perf_counter() - start).to_dict()
     except Exception as exc:  # noqa: BLE001 - a bug of the checker is this row's, not the run's
         reason = f"internal error in cnn-gradcheck: {type(exc).__name__}: {exc}"
         return Result("internal", reason, seconds=time.perf_counter() - start).to_dict()

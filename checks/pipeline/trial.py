@@ -70,9 +70,16 @@ class Trial:
         return self._validated("forward", "output", z, self.case.geometry.output_shape, self.case.dtype)
 
     def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray]:
-        """A fresh forward at the case, then backward(upstream): gradients keyed by input name."""
-        self.forward()
-        grads = self.guarded("backward", self.subject.backward, np.array(upstream, copy=True))
+        """A fresh forward at the case, then backward(upstream): gradients keyed by input name. A subject
+        that does both in one call (``forward_backward``: a layer in another process) is asked once."""
+        upstream = np.array(upstream, copy=True)
+        if hasattr(self.subject, "forward_backward"):
+            inputs = {k: np.array(v, copy=True) for k, v in self.pristine.inputs.items()}
+            z, grads = self.guarded("backward", self.subject.forward_backward, inputs, upstream)
+            self._validated("forward", "output", z, self.case.geometry.output_shape, self.case.dtype)
+        else:
+            self.forward()
+            grads = self.guarded("backward", self.subject.backward, upstream)
         if not isinstance(grads, Mapping):
             detail = f"adapter returned {type(grads).__name__}, not a mapping"
             raise LayerFault("backward", detail, self.shapes, cause=Cause.TYPE)
@@ -80,8 +87,10 @@ class Trial:
 
     @staticmethod
     def usable(grads: Mapping[str, object], name: str) -> bool:
-        """True when ``grads`` holds an actual array for ``name`` (not None, not a recorded fault)."""
-        return isinstance(grads.get(name), np.ndarray)
+        """True when ``grads`` holds an actual numeric array for ``name`` (not None, not a recorded fault, not
+        an array of objects)."""
+        value = grads.get(name)
+        return isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
 
     def _validated(self, stage: str, what: str, value: object, shape: tuple, dtype: np.dtype) -> np.ndarray:
         if value is None:

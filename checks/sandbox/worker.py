@@ -362,6 +362,18 @@ class RemoteSubject:
 
     def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray | LayerFault]:
         reply = self._expect(self._ask("backward", {}, {"upstream": upstream}, "backward"), "grads", "backward")
+        return self._grads(reply, upstream)
+
+    def forward_backward(
+        self, inputs: Mapping[str, np.ndarray], upstream: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray | LayerFault]]:
+        """A forward at ``inputs`` then a backward at G, in one request (see checks.subject)."""
+        arrays = {f"input:{k}": v for k, v in inputs.items()}
+        arrays["upstream"] = upstream
+        reply = self._expect(self._ask("step", {}, arrays, "backward"), "grads", "backward", ("output",))
+        return reply.arrays["output"], self._grads(reply, upstream)
+
+    def _grads(self, reply: wire.Message, upstream: np.ndarray) -> dict[str, np.ndarray | LayerFault]:
         faults = reply.body.get("faults", {})
         rate = reply.body.get("learning_rate")
         if not isinstance(faults, dict) or not (rate is None or isinstance(rate, (int, float))):
@@ -400,6 +412,9 @@ class RemoteSubject:
         expected = len(points) if points is not None else len(arrays["index"])
         if losses.shape != (expected,) or losses.dtype != np.float64:
             self.session._garbled("forward", self.shapes, "losses of the wrong shape")
+        if not np.all(np.isfinite(losses)):
+            detail = "L = sum(Z * G) is not finite at a perturbed point (the output overflows?)"
+            raise LayerFault("forward", detail, self.shapes, cause=Cause.NONFINITE)
         return losses
 
 

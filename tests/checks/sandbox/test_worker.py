@@ -182,3 +182,14 @@ def test_the_in_process_escape_hatch_is_marked_not_a_gate():
         Job("alice_correct/cnn.py:ReLULayer", "relu", "seed", root=str(SUBMISSIONS)), in_process=True
     )
     assert report.passed and "not a gate" in report.settings["sandbox"]
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_an_array_of_objects_as_a_gradient_is_a_failed_check_not_an_internal_error(tmp_path, in_process):
+    (tmp_path / "layer.py").write_text(
+        RELU.format(backward="return np.array([object()] * grad.size, dtype=object).reshape(grad.shape)")
+    )
+    job = Job(f"{tmp_path}/layer.py:ReLULayer", "relu", "seed", max_examples=5, call_seconds=CALL)
+    report = api.check_job(job, in_process=in_process)
+    assert report.outcome()[0] == "failed"
+    assert failed(report).cause in ("dtype", "type")
