@@ -18,8 +18,9 @@ from checks import explain
 from checks.adapt import targets
 from checks.adapt.adapters import Declaration, LayerSpec
 from checks.adapt.guard import Cause, Limits
+from checks.findings import FAIL
 from checks.job import Job
-from checks.pipeline import properties
+from checks.pipeline import needs, properties
 from checks.pipeline.runner import Runner
 from checks.pipeline.trial import Options
 from checks.report import PropertyReport, Report
@@ -113,6 +114,10 @@ def _run(
     target = job.label or (declaration.origin.target if declaration.origin else "") or declaration.name
     report = runner.run(props, target=target or declaration.kind, kind=declaration.kind)
     report.settings["sandbox"] = isolation
+    for p in report.properties:  # what each value failure needs, shown by running the layer without it
+        if p.status == FAIL and p.property.startswith("grad_") and p.trial is not None:
+            if not any(f.failed and f.cause for f in p.findings):
+                p.needs = needs.verified(p.trial, p.property, factory, options, explain.minimums(declaration))
     explain.annotate(report, declaration)  # failing gradients: where, pattern, named mistake, reproduction
     return report
 

@@ -43,6 +43,7 @@ class PropertyReport:
     findings: list[Finding] = field(default_factory=list)
     replay: str | None = None
     trial: object | None = field(default=None, repr=False, compare=False)  # the minimal failing Trial
+    needs: list = field(default_factory=list, compare=False)  # checks.pipeline.needs.Need: shown, not guessed
     details: object | None = field(default=None, repr=False, compare=False)
     diagnosis: object | None = field(default=None, repr=False, compare=False)
 
@@ -54,6 +55,7 @@ class PropertyReport:
             "oracles": self.oracles,
             "findings": [f.to_dict() for f in self.findings],
             "replay": self.replay,
+            "needs": [n.to_dict() for n in self.needs],
             "details": None if self.details is None else self.details.to_dict(),
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
         }

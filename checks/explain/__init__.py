@@ -66,6 +66,7 @@ def explain(
     k: int = DEFAULT_K,
     findings: list | None = None,
     target: str = "",
+    needs: list | None = None,
 ) -> tuple[Details, Diagnosis]:
     """Details and Diagnosis for the gradient ``name`` of the (failing) trial; ``findings`` are the
     property's findings (a failed "subgradient" one means the verdict was taken at a kink)."""
@@ -103,6 +104,7 @@ def explain(
         lr=trial.learning_rate,
         minimums=minimums(spec),
         mask=mask,
+        needs=list(needs or []),
     )
     details.reproduction = snippet(target, spec, case, name)
     return details, diagnose(evidence)
@@ -116,6 +118,8 @@ def annotate(report: Report, spec=None, *, k: int = DEFAULT_K) -> None:
             continue
         name = p.property[len("grad_") :]
         try:
-            p.details, p.diagnosis = explain(p.trial, name, spec, k=k, findings=p.findings, target=report.target)
+            p.details, p.diagnosis = explain(
+                p.trial, name, spec, k=k, findings=p.findings, target=report.target, needs=p.needs
+            )
         except Exception as exc:  # the report must survive whatever the layer or the explanation does
             p.details = Details(name, "fault", None, None, (), None, "", error=f"{type(exc).__name__}: {exc}")

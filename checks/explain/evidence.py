@@ -106,8 +106,8 @@ class Evidence:
     the gradient exactly as the layer returned it (its own layout and shape), when known;
     out_layout: the layer's output layout (how it reads dL/dout); lr: the layer's learning rate, when
     it has one; minimums: the smallest value each geometry field could take (from the LayerSpec's
-    supports), for the "minimal case still needs" statements; mask: True where the gradient is wrong
-    (defaults to the entry-wise exact comparison with ``correct``).
+    supports); mask: True where the gradient is wrong (defaults to the entry-wise exact comparison with
+    ``correct``); needs: what the failure was shown to need (checks.pipeline.needs.Need).
     """
 
     case: Case
@@ -120,6 +120,7 @@ class Evidence:
     lr: float | None = None
     minimums: Mapping[str, int | None] | None = None
     mask: np.ndarray | None = None
+    needs: list = field(default_factory=list)
 
     @property
     def right(self) -> np.ndarray:

@@ -16,10 +16,9 @@ import numpy as np
 
 from checks import kinds
 from checks.explain.evidence import Evidence, Pattern, close, mismatch
-from checks.geometry import ConvGeometry, DenseGeometry, PoolGeometry
 from checks.tolerances import Tolerance
 
-__all__ = ["FLOORS", "patterns"]
+__all__ = ["patterns"]
 
 
 def patterns(e: Evidence) -> list[Pattern]:
@@ -190,32 +189,9 @@ def _border(shape: tuple[int, ...]) -> np.ndarray | None:
     return region
 
 
-# The smallest value hypothesis shrinks each geometry field towards (checks.strategies).
-FLOORS: dict[type, dict[str, int]] = {
-    ConvGeometry: {"batch": 1, "in_channels": 1, "filters": 1, "kernel": 1, "stride": 1, "padding": 0, "dilation": 1},
-    PoolGeometry: {"batch": 1, "channels": 1, "kernel": 1, "stride": 1, "padding": 0},
-    DenseGeometry: {"batch": 1, "out_features": 1},
-}
-
-
 def _minimal_case(e: Evidence) -> Pattern | None:
-    """What the shrunk case kept above the smallest geometry the layer supports. ``e.minimums`` may
-    raise a floor, or set it to None: fixed by the layer, so its value says nothing."""
-    g, raised = e.case.geometry, dict(e.minimums or {})
-    kept: list[str] = []
-    for name, floor in FLOORS.get(type(g), {}).items():
-        if name in raised and raised[name] is None:
-            continue
-        floor = max(floor, raised.get(name) or floor)
-        value = getattr(g, name)
-        biggest = max(value) if isinstance(value, tuple) else value
-        if biggest > floor:
-            kept.append(f"{name} {value} (needs {name} > {floor})")
-    if not kept:
+    """What the failure was SHOWN to need (checks.pipeline.needs: the minimal case with that feature reduced
+    passes); nothing when nothing was shown."""
+    if not e.needs:
         return None
-    return Pattern(
-        "minimal",
-        "the minimal failing case still has " + "; ".join(kept) + ": shrinking could not remove it, "
-        "so the error seems to need it",
-        kept,
-    )
+    return Pattern("minimal", "; ".join(n.text for n in e.needs), [n.to_dict() for n in e.needs])
