@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from checks.compare import Comparison
 
 PASS, FAIL, SKIP, INCONCLUSIVE = "pass", "fail", "skip", "inconclusive"
+NOT_JUDGED = "not_judged"
+"""A property's status (never a finding's) when no oracle judged any of its cases: never a pass."""
 
 
 @dataclass(frozen=True)

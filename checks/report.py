@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
+from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS, SKIP, Finding
 
 SCHEMA_VERSION = 2
 
@@ -18,12 +18,15 @@ ENDED = {"timeout": "timeout", "memory": "memory", "crash": "crashed", "garbled"
 """Causes that end a check early -> how the check ended."""
 
 
-def aggregate(statuses: list[str]) -> str:
-    """fail beats pass beats inconclusive beats skip."""
-    for status in (FAIL, PASS, INCONCLUSIVE):
+def aggregate(statuses: list[str], *, must_judge: bool = False) -> str:
+    """fail beats pass beats inconclusive beats skip; with ``must_judge`` (a gradient: an oracle must have
+    compared something), a property no oracle judged is not_judged, never a pass or a quiet skip."""
+    for status in (FAIL, PASS):
         if status in statuses:
             return status
-    return SKIP
+    if must_judge:
+        return NOT_JUDGED
+    return INCONCLUSIVE if INCONCLUSIVE in statuses else SKIP
 
 
 @dataclass
@@ -46,12 +49,14 @@ class PropertyReport:
     needs: list = field(default_factory=list, compare=False)  # checks.pipeline.needs.Need: shown, not guessed
     details: object | None = field(default=None, repr=False, compare=False)
     diagnosis: object | None = field(default=None, repr=False, compare=False)
+    unjudged: int = 0  # examples an oracle was asked about and none judged (all skipped or inconclusive)
 
     def to_dict(self) -> dict:
         return {
             "property": self.property,
             "status": self.status,
             "examples": self.examples,
+            "unjudged": self.unjudged,
             "oracles": self.oracles,
             "findings": [f.to_dict() for f in self.findings],
             "replay": self.replay,
@@ -74,7 +79,20 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(p.status != FAIL for p in self.properties)
+        """Nothing failed and every gradient was judged by some oracle."""
+        return self.error is None and all(p.status not in (FAIL, NOT_JUDGED) for p in self.properties)
+
+    @property
+    def unjudged(self) -> list[str]:
+        return [p.property for p in self.properties if p.status == NOT_JUDGED]
+
+    @property
+    def judged_by(self) -> list[str]:
+        """The oracles that actually compared something (passed or failed a finding), sorted."""
+        return sorted(
+            {f.oracle for p in self.properties for f in p.findings if f.oracle and f.status in (PASS, FAIL)}
+            | {o for p in self.properties for o in p.oracles if o != "-"}
+        )
 
     @property
     def failed_properties(self) -> list[str]:
@@ -92,6 +110,8 @@ class Report:
                         "" if not f.origin else f"{f.origin['file']} line {f.origin['line']} in {f.origin['function']}"
                     )
                     return ENDED[f.cause], f"{ENDED[f.cause]}: {f.message} (in property {p.property})", where
+        if not self.failed_properties and self.unjudged:
+            return "not_judged", f"not judged: {', '.join(self.unjudged)} (no oracle could compare them)", ""
         if self.passed:
             return "passed", "", ""
         parts = []
@@ -107,6 +127,8 @@ class Report:
             "target": self.target,
             "kind": self.kind,
             "passed": self.passed,
+            "outcome": self.outcome()[0],
+            "judged_by": self.judged_by,
             "error": self.error,
             "settings": self.settings,
             "properties": [p.to_dict() for p in self.properties],
@@ -117,15 +139,18 @@ class Report:
         return json.dumps(_finite(self.to_dict()), indent=indent, default=_json_default, allow_nan=False)
 
     def render(self) -> str:
-        head = f"{self.target} ({self.kind}): {'PASS' if self.passed else 'FAIL'}"
+        verdict = "PASS" if self.passed else "NOT JUDGED" if self.outcome()[0] == "not_judged" else "FAIL"
+        head = f"{self.target} ({self.kind}): {verdict}"
         if self.error:
             return f"{head}\n  error: {self.error}"
         lines = [head]
         for p in self.properties:
             via = ", ".join(f"{k} {v}" for k, v in sorted(p.oracles.items()))
-            lines.append(
-                f"  {p.status.upper():<12} {p.property:<18} {p.examples:>4} examples" + (f"  ({via})" if via else "")
-            )
+            if p.unjudged and p.status != NOT_JUDGED:
+                via += f"{', ' if via else ''}{p.unjudged} not judged"
+            status = p.status.upper().replace("_", " ")
+            row = f"  {status:<12} {p.property:<18} {p.examples:>4} examples"
+            lines.append(row + (f"  ({via})" if via else ""))
             if p.status == FAIL:
                 failed = [f for f in p.findings if f.failed]
                 for f in failed:
@@ -136,8 +161,10 @@ class Report:
                     lines.extend(f"      {line}" for line in p.replay.splitlines())
                 if p.details is not None:
                     lines.extend(f"      {line}" for line in p.details.render_lines(p.diagnosis))
-            elif p.status in (SKIP, INCONCLUSIVE) and p.findings:
+            elif p.status in (SKIP, INCONCLUSIVE, NOT_JUDGED) and p.findings:
                 lines.append(f"      {p.findings[0].message}")
+        if not self.error:
+            lines.append(f"  judged by: {', '.join(self.judged_by) or 'no oracle'}")
         return "\n".join(lines)
 
 

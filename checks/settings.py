@@ -40,6 +40,7 @@ class Exit(IntEnum):
     FAILED = 1  # a layer failed a property (or timed out, ran out of memory, crashed)
     UNUSABLE = 2  # the target or the options cannot be used: nothing was judged
     INTERNAL = 3  # a bug in cnn-gradcheck itself
+    UNJUDGED = 4  # nothing failed, but some gradient was judged by no oracle (e.g. --oracles torch, no torch)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -49,6 +50,7 @@ STATUS_EXIT = {
     "timeout": Exit.FAILED,
     "memory": Exit.FAILED,
     "crashed": Exit.FAILED,
+    "not_judged": Exit.UNJUDGED,
     "error": Exit.UNUSABLE,
     "internal": Exit.INTERNAL,
 }

@@ -170,7 +170,7 @@ class Details:
             return [head, *(f"  {w.line()}" for w in self.windows)]
         versus = {"subgradient": "the allowed range"}.get(self.verdict, _SOURCES.get(self.expected_source, ""))
         head = f"where: {self.mismatched} of {self.total} entries of {d} are wrong against {versus} ({where}{axes})"
-        return [head, *_table(self.worst)] if self.worst else [head]
+        return [head, *_table(self.worst, self.expected_source)] if self.worst else [head]
 
 
 _SOURCES = {
@@ -184,16 +184,21 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _table(entries: list[Entry]) -> list[str]:
+def _table(entries: list[Entry], source: str) -> list[str]:
+    """The worst entries; the exact column is named for the oracle that gave it (torch, or the NumPy
+    reference when torch is missing), never "torch" for a value torch did not compute."""
+    exact = "torch" if any(e.torch is not None for e in entries) else {"reference": "reference"}.get(source, "exact")
     if entries and entries[0].allowed is not None:
-        rows = [("index", "layer", "allowed", "torch")]
+        rows = [("index", "layer", "allowed", exact)]
         rows += [
             (str(e.index), _fmt(e.layer), f"[{_fmt(e.allowed[0])}, {_fmt(e.allowed[1])}]", _fmt(e.torch))
             for e in entries
             if e.allowed is not None
         ]
+        if exact != "torch":
+            rows = [r[:3] for r in rows]
     else:
-        rows = [("index", "layer", "fd", "torch", "rel err")]
+        rows = [("index", "layer", "fd", exact, "rel err")]
         rows += [
             (
                 str(e.index),

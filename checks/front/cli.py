@@ -10,7 +10,8 @@ Each subcommand turns its flags into checks.job.Job records and hands them on; n
 anything. Exit statuses are checks.settings.Exit: 0 every property passed (selftest: every example got its
 expected verdict; grade: the grading ran); 1 a property failed (selftest: a mismatch or a skipped
 example); 2 the target, the manifest or the command line could not be used (one line on stderr); 3 an
-internal error in cnn-gradcheck; 130 interrupted.
+internal error in cnn-gradcheck; 4 nothing failed but some gradient was judged by no oracle (e.g. ``--oracles
+torch`` without torch): never a pass; 130 interrupted.
 
 Only the standard library is imported up front: numpy, hypothesis and torch load inside the subcommands,
 so ``--help`` answers at once.
@@ -60,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Verify the backward pass of a from-scratch CNN layer against PyTorch and finite differences.",
-        epilog="Exit status: 0 passed, 1 a property failed, 2 unusable target or arguments, 3 internal error.",
+        epilog=(
+            "Exit status: 0 passed, 1 a property failed, 2 unusable target or arguments, 3 internal error, "
+            "4 a gradient no oracle could judge."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _check_parser(sub)

@@ -20,9 +20,9 @@ from hypothesis.errors import HypothesisException
 
 from checks.adapt.guard import Cause
 from checks.case import Case
-from checks.findings import FAIL, INCONCLUSIVE, Finding
+from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS, SKIP, Finding
 from checks.pipeline import properties
-from checks.pipeline.trial import Options, Trial
+from checks.pipeline.trial import Options, Trial, no_gradient_oracle
 from checks.report import PropertyReport, Report, aggregate
 from checks.settings import DEFAULT_MAX_EXAMPLES
 from checks.subject import SubjectFactory
@@ -67,6 +67,13 @@ class _PropertyFailed(AssertionError):
         super().__init__("\n".join(f.line() for f in findings if f.failed))
 
 
+def _unjudged(findings: list[Finding]) -> bool:
+    """An example some oracle was asked about but none gave a verdict on (every oracle skipped it or was
+    inconclusive); an example a property does not apply to (no bias) is not unjudged."""
+    asked = [f for f in findings if f.oracle is not None]
+    return bool(asked) and not any(f.status in (PASS, FAIL) for f in asked)
+
+
 def _is_fatal(findings: list[Finding]) -> bool:
     return any(f.failed and f.cause is not None and Cause(f.cause).fatal for f in findings)
 
@@ -94,12 +101,16 @@ class Runner:
             cause = next((f.message for f in self.fatal if f.failed), "")
             note = Finding(prop, INCONCLUSIVE, f"not explored: an earlier property stopped the check ({cause})")
             return PropertyReport(prop, INCONCLUSIVE, 0, {}, [note], None)
+        missing = no_gradient_oracle(self.options) if prop.startswith("grad_") else None
+        if missing is not None:
+            return PropertyReport(prop, NOT_JUDGED, 0, {}, [Finding(prop, SKIP, f"not judged: {missing}")], None)
         check = properties.get(prop)
         statuses: list[str] = []
         oracles: Counter[str] = Counter()
         last: list[list[Finding]] = [[]]
         fatal: list[Finding] = []
         count = [0]
+        unjudged = [0]
 
         def body(case: Case) -> None:
             if fatal:
@@ -109,6 +120,8 @@ class Runner:
             findings = check(trial)
             last[0] = findings
             statuses.extend(f.status for f in findings)
+            if _unjudged(findings):
+                unjudged[0] += 1
             oracles.update(f.oracle or "-" for f in findings if f.status == "pass")
             if _is_fatal(findings):
                 fatal.extend(findings)
@@ -142,7 +155,8 @@ class Runner:
             self.fatal = fatal
             return PropertyReport(prop, FAIL, count[0], dict(oracles), fatal, None)
         kept = [f for f in last[0] if f.status != "pass"][:1]
-        return PropertyReport(prop, aggregate(statuses), count[0], dict(oracles), kept, None)
+        status = aggregate(statuses, must_judge=prop.startswith("grad_"))
+        return PropertyReport(prop, status, count[0], dict(oracles), kept, None, unjudged=unjudged[0])
 
     def _replay(self, notes: str) -> str:
         seed = "derandomized" if self.seed is None else f"--seed {self.seed}"

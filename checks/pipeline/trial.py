@@ -35,6 +35,18 @@ class Options:
 ROUNDING_ULPS = 256
 
 
+def no_gradient_oracle(options: Options) -> str | None:
+    """Why no oracle can give a gradient's value away from kinks (None when one can): fd was not
+    requested and torch was not requested or does not import. Membership at kinks alone judges only
+    the kink entries, so it does not count."""
+    if "fd" in options.oracles:
+        return None
+    if "torch" not in options.oracles:
+        return f"no gradient oracle requested (--oracles {','.join(options.oracles) or 'none'})"
+    ok, why = torch_oracle.available()
+    return None if ok else f"the only gradient oracle requested is torch, and {why}"
+
+
 class Trial:
     """Lazily evaluated pipeline state for ``case`` and the subject ``factory`` builds for it."""
 

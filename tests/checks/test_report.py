@@ -13,14 +13,14 @@ import pytest
 from checks import strategies as cs
 from checks.compare import Comparison, compare
 from checks.explain.mistakes import mistaken
-from checks.findings import FAIL, INCONCLUSIVE, PASS, SKIP, Finding
+from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS, SKIP, Finding
 from checks.pipeline.runner import Runner
 from checks.pipeline.trial import Options
 from checks.report import SCHEMA_VERSION, PropertyReport, Report, aggregate
 from checks.tolerances import Tolerance
 
-TOP_FIELDS = {"schema_version", "target", "kind", "passed", "error", "settings", "properties"}
-PROPERTY_FIELDS = {"property", "status", "examples", "oracles", "findings", "replay"}
+TOP_FIELDS = {"schema_version", "target", "kind", "passed", "outcome", "judged_by", "error", "settings", "properties"}
+PROPERTY_FIELDS = {"property", "status", "examples", "unjudged", "oracles", "findings", "replay"}
 FINDING_FIELDS = {"property", "status", "message", "oracle", "case", "comparison"}
 COMPARISON_FIELDS = {"ok", "max_abs", "max_rel", "worst_index", "worst_actual", "worst_expected", "mismatched", "total"}
 CASE = "dense DenseGeometry(batch=2, features=(1,), out_features=1, bias=True); input (2, 1)"
@@ -170,3 +170,36 @@ def test_the_json_is_strict_even_when_a_comparison_holds_a_non_finite_number():
     finding = Finding("grad_input", FAIL, "direction 0 disagrees", "fd", CASE, comparison)
     report = Report("t", "relu", [PropertyReport("grad_input", FAIL, 1, {}, [finding])])
     strict_loads(report.to_json())
+
+
+@pytest.mark.parametrize(
+    "statuses, expected",
+    [
+        ([SKIP, INCONCLUSIVE], NOT_JUDGED),
+        ([SKIP], NOT_JUDGED),
+        ([], NOT_JUDGED),
+        ([SKIP, PASS], PASS),
+        ([INCONCLUSIVE, FAIL], FAIL),
+    ],
+)
+def test_a_gradient_no_oracle_judged_is_not_judged_never_a_pass_or_a_skip(statuses, expected):
+    assert aggregate(statuses, must_judge=True) == expected
+
+
+def test_a_not_judged_gradient_fails_the_report_with_its_own_outcome_unless_something_failed():
+    report = sample_report()
+    report.properties[3].status = NOT_JUDGED
+    assert report.outcome()[0] == "failed"  # grad_bias failed: that is the headline
+    report.properties[1].status = PASS
+    assert not report.passed and report.unjudged == ["grad_input"]
+    assert report.outcome()[:2] == ("not_judged", "not judged: grad_input (no oracle could compare them)")
+    assert report.render().splitlines()[0].endswith(": NOT JUDGED")
+    assert json.loads(report.to_json())["outcome"] == "not_judged"
+
+
+def test_examples_no_oracle_judged_are_counted_in_the_row():
+    report = sample_report()
+    report.properties[0].unjudged = 2
+    row = next(line for line in report.render().splitlines() if " forward " in line)
+    assert row.endswith("(torch 25, 2 not judged)")
+    assert json.loads(report.to_json())["properties"][0]["unjudged"] == 2

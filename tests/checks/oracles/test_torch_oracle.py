@@ -216,3 +216,50 @@ def test_importing_the_checker_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def only_torch_run(factory):
+    from checks import strategies as cs
+    from checks.pipeline.runner import Runner
+
+    cases = cs.cases("dense", cs.dense_geometries())
+    runner = Runner(cases, factory, Options(oracles=("torch",)), max_examples=5, seed=1)
+    return runner.run(["forward", "grad_input", "grad_weight"], target="t", kind="dense")
+
+
+@pytest.mark.parametrize("layer", ["reference", "dense_weight_over_batch"])
+def test_with_torch_the_only_oracle_and_missing_no_gradient_is_judged_and_nothing_passes(no_torch, layer):
+    from checks.findings import NOT_JUDGED
+    from checks.settings import STATUS_EXIT, Exit
+
+    report = only_torch_run(reference_subject if layer == "reference" else mistaken(layer))
+    statuses = {p.property: p.status for p in report.properties}
+    assert statuses == {"forward": PASS, "grad_input": NOT_JUDGED, "grad_weight": NOT_JUDGED}
+    assert not report.passed and report.unjudged == ["grad_input", "grad_weight"]
+    assert report.outcome()[0] == "not_judged" and STATUS_EXIT["not_judged"] == Exit.UNJUDGED == 4
+    text = report.render()
+    assert text.splitlines()[0] == "t (dense): NOT JUDGED"
+    assert "torch is not importable" in text and "judged by: reference" in text
+
+
+@with_torch
+def test_with_torch_importable_the_same_run_judges_and_tells_the_layers_apart():
+    assert only_torch_run(reference_subject).outcome()[0] == "passed"
+    failed = only_torch_run(mistaken("dense_weight_over_batch"))
+    assert failed.outcome()[0] == "failed" and failed.failed_properties == ["grad_weight"]
+    assert failed.judged_by == ["torch"]
+
+
+def test_without_torch_the_table_of_wrong_entries_names_the_reference_not_torch(no_torch):
+    from checks import explain
+    from checks import strategies as cs
+    from checks.pipeline.runner import Runner
+
+    cases = cs.cases("dense", cs.dense_geometries())
+    runner = Runner(cases, mistaken("dense_weight_over_batch"), Options(), max_examples=5, seed=1)
+    report = runner.run(["grad_weight"], target="t", kind="dense")
+    explain.annotate(report)
+    text = report.render()
+    header = next(line.split() for line in text.splitlines() if line.split()[:2] == ["index", "layer"])
+    assert header == ["index", "layer", "fd", "reference", "rel", "err"]
+    assert "judged by: fd" in text and "torch" not in " ".join(header)
