@@ -164,8 +164,8 @@ class Server:
 
     def _subject(self, request: Any) -> Any:
         subject = self.subjects.get(int(request.body["id"]))
-        if subject is None:
-            self._reply("refused", {"reason": f"no subject {request.body['id']!r}", "cause": "garbled"})
+        if subject is None:  # evicted (MAX_SUBJECTS): the checker constructs it again and repeats the request
+            self._reply("gone", {"id": request.body["id"]})
         return subject
 
     def _forward(self, request: Any) -> None:

@@ -324,11 +324,30 @@ class RemoteSubject:
         if case.labels is not None:
             arrays["labels"] = case.labels
         geometry = {"type": type(case.geometry).__name__, "fields": case.geometry._asdict()}
-        body = {"id": self.id, "case": {"kind": case.kind, "geometry": geometry, "mode": case.mode}}
-        self._expect(self._ask("construct", body, arrays, "construct"), "ok", "construct")
+        self.construction = {"case": {"kind": case.kind, "geometry": geometry, "mode": case.mode}}, arrays
+        self.last_inputs: dict[str, np.ndarray] | None = None  # the latest forward's, to redo it after a revival
+        self._construct()
+
+    def _construct(self) -> None:
+        body, arrays = self.construction
+        reply = self.session.request(
+            "construct", {"id": self.id, **body}, arrays, stage="construct", shapes=self.shapes
+        )
+        if reply.verb == "fault":
+            raise self._fault(reply.body.get("fault"), "construct")
+        self._expect(reply, "ok", "construct")
 
     def _ask(self, verb: str, body: dict, arrays: Mapping[str, np.ndarray], stage: str) -> wire.Message:
         reply = self.session.request(verb, {"id": self.id, **body}, arrays, stage=stage, shapes=self.shapes)
+        if reply.verb == "gone" and reply.body.get("id") == self.id:
+            # The worker keeps a bounded number of layers; a trial kept for its report outlives its layer
+            # there. Build it again from the same case, as the factory would, and redo the request (a
+            # backward first needs the forward it follows).
+            self._construct()
+            if verb == "backward" and self.last_inputs is not None:
+                step = {f"input:{k}": v for k, v in self.last_inputs.items()}
+                verb, arrays = "step", {**step, **arrays}
+            reply = self.session.request(verb, {"id": self.id, **body}, arrays, stage=stage, shapes=self.shapes)
         if reply.verb == "fault":
             raise self._fault(reply.body.get("fault"), stage)
         return reply
@@ -353,6 +372,7 @@ class RemoteSubject:
         return fault
 
     def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        self.last_inputs = {k: np.array(v) for k, v in inputs.items()}
         reply = self._expect(self._ask("forward", {}, dict(inputs), "forward"), "output", "forward", ("output",))
         for key, value in reply.arrays.items():  # the layer wrote into its inputs: so does this call
             name = key[len("mutated:") :]
@@ -368,6 +388,7 @@ class RemoteSubject:
         self, inputs: Mapping[str, np.ndarray], upstream: np.ndarray
     ) -> tuple[np.ndarray, dict[str, np.ndarray | LayerFault]]:
         """A forward at ``inputs`` then a backward at G, in one request (see checks.subject)."""
+        self.last_inputs = {k: np.array(v) for k, v in inputs.items()}
         arrays = {f"input:{k}": v for k, v in inputs.items()}
         arrays["upstream"] = upstream
         reply = self._expect(self._ask("step", {}, arrays, "backward"), "grads", "backward", ("output",))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from checks import api
@@ -193,3 +194,25 @@ def test_an_array_of_objects_as_a_gradient_is_a_failed_check_not_an_internal_err
     report = api.check_job(job, in_process=in_process)
     assert report.outcome()[0] == "failed"
     assert failed(report).cause in ("dtype", "type")
+
+
+# -- the worker's bounded store of layers ----------------------------------------------------------------------
+
+
+def test_a_layer_the_worker_evicted_is_built_again_and_answers_the_same(tmp_path):
+    # A trial kept for the report (the minimal failing case) outlives its layer in the worker, which keeps
+    # at most MAX_SUBJECTS: asking it again must not turn into a garbled reply or a failed property.
+    from checks.adapt.serve import MAX_SUBJECTS
+    from checks.case import Case
+    from checks.geometry import ElementwiseGeometry
+
+    (tmp_path / "layer.py").write_text(textwrap.dedent(RELU.format(backward="return grad * (self.x > 0)")))
+    x = np.array([[1.0, -2.0, 3.0]])
+    case = Case("relu", ElementwiseGeometry((1, 3)), {"input": x}, np.array([[0.5, 0.5, 2.0]]))
+    with worker.Session.start(Job(f"{tmp_path}/layer.py:ReLULayer", "relu", "seed")) as session:
+        kept = session.subject(case)
+        z, grads = kept.forward_backward(case.inputs, case.upstream)
+        for _ in range(MAX_SUBJECTS):
+            session.subject(case)
+        assert np.array_equal(kept.backward(case.upstream)["input"], grads["input"])  # built, forward redone
+        assert np.array_equal(kept.forward(case.inputs), z)
