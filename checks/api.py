@@ -18,14 +18,15 @@ from checks import explain
 from checks.adapt import targets
 from checks.adapt.adapters import Declaration, LayerSpec
 from checks.adapt.guard import Cause, Limits
-from checks.findings import FAIL
+from checks.findings import FAIL, NOT_JUDGED
 from checks.job import Job
-from checks.pipeline import needs, properties
+from checks.pipeline import faults, needs, properties
 from checks.pipeline.runner import Runner
 from checks.pipeline.trial import Options
 from checks.report import PropertyReport, Report
 from checks.settings import DEFAULT_MAX_EXAMPLES, ORACLES
 from checks.strategies._spec import cases as spec_cases
+from checks.strategies._spec import supports as spec_supports
 from checks.subject import SubjectFactory
 
 Progress = Callable[[str, PropertyReport | None], None]
@@ -118,8 +119,25 @@ def _run(
         if p.status == FAIL and p.property.startswith("grad_") and p.trial is not None:
             if not any(f.failed and f.cause for f in p.findings):
                 p.needs = needs.verified(p.trial, p.property, factory, options, explain.minimums(declaration))
+    _look_behind(report, declaration, factory, options)
     explain.annotate(report, declaration)  # failing gradients: where, pattern, named mistake, reproduction
     return report
+
+
+def _look_behind(report: Report, declaration: Declaration, factory: SubjectFactory, options: Options) -> None:
+    """A fault raised on a line that writes sizes down: what the layer does at those sizes (faults.behind)."""
+    others = [p.property for p in report.properties if p.status == NOT_JUDGED]
+    s = spec_supports(declaration)
+    bounded = ("channels", "filters", "kernel", "features", "out_features")
+    fixed: dict[str, int | None] = {f: None for f in bounded if isinstance(getattr(s, f), int)}
+    if "channels" in fixed:
+        fixed["in_channels"] = None
+    for p in report.properties:
+        if p.status == FAIL and p.trial is not None:
+            fault = next((f for f in p.findings if f.failed and f.cause), None)
+            if fault is not None:
+                p.behind = faults.behind(p.trial, p.property, fault, others, factory, options, fixed)
+                return  # one fault, looked behind once
 
 
 def check(

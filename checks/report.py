@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import textwrap
 from dataclasses import dataclass, field
 
 from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS, SKIP, Finding
@@ -50,6 +52,7 @@ class PropertyReport:
     details: object | None = field(default=None, repr=False, compare=False)
     diagnosis: object | None = field(default=None, repr=False, compare=False)
     unjudged: int = 0  # examples an oracle was asked about and none judged (all skipped or inconclusive)
+    behind: object | None = field(default=None, repr=False, compare=False)  # checks.pipeline.faults.Behind
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +66,7 @@ class PropertyReport:
             "needs": [n.to_dict() for n in self.needs],
             "details": None if self.details is None else self.details.to_dict(),
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+            "behind": None if self.behind is None else self.behind.to_dict(),
         }
 
 
@@ -118,6 +122,8 @@ class Report:
         for p in self.properties:
             if p.status == FAIL:
                 mistake = getattr(p.diagnosis, "mistake", None) if p.diagnosis is not None else None
+                if p.behind is not None:
+                    mistake = p.behind.MISTAKE
                 parts.append(f"{p.property} [{mistake}]" if mistake else p.property)
         return "failed", "failed: " + ", ".join(parts), ""
 
@@ -138,7 +144,10 @@ class Report:
         """Strict JSON: non-finite numbers (an infinite relative error) are written as null."""
         return json.dumps(_finite(self.to_dict()), indent=indent, default=_json_default, allow_nan=False)
 
-    def render(self) -> str:
+    def render(self, front: str = "api") -> str:
+        """The report as text for ``front``: "cli" (replay as command-line flags), "pytest" (no replay: the
+        plugin prints its own) or "api" (replay as ``check()`` arguments). Hypothesis's
+        ``@reproduce_failure`` line is for a test function, which none of them has: it stays in the JSON."""
         verdict = "PASS" if self.passed else "NOT JUDGED" if self.outcome()[0] == "not_judged" else "FAIL"
         head = f"{self.target} ({self.kind}): {verdict}"
         if self.error:
@@ -148,6 +157,9 @@ class Report:
             via = ", ".join(f"{k} {v}" for k, v in sorted(p.oracles.items()))
             if p.unjudged and p.status != NOT_JUDGED:
                 via += f"{', ' if via else ''}{p.unjudged} not judged"
+            said = p.status == NOT_JUDGED and p.findings and p.findings[0].message.startswith("not judged: ")
+            if said:  # the reason fits on the row
+                via = p.findings[0].message[len("not judged: ") :]
             status = p.status.upper().replace("_", " ")
             row = f"  {status:<12} {p.property:<18} {p.examples:>4} examples"
             lines.append(row + (f"  ({via})" if via else ""))
@@ -155,17 +167,61 @@ class Report:
                 failed = [f for f in p.findings if f.failed]
                 for f in failed:
                     lines.append(f"      [{f.oracle or '-'}] {f.message}")
+                    if f.origin:
+                        o = f.origin
+                        lines.append(f"      at {o['file']} line {o['line']} in {o['function']}: {o.get('text', '')}")
+                if p.behind is not None:
+                    lines.extend(f"      {line}" for line in p.behind.render_lines())
                 if failed and failed[0].case:
                     lines.append(f"      case: {failed[0].case}")
-                if p.replay:
-                    lines.extend(f"      {line}" for line in p.replay.splitlines())
+                replay = _replay_for(p.replay, front)
+                if replay:
+                    lines.append(f"      {replay}")
                 if p.details is not None:
                     lines.extend(f"      {line}" for line in p.details.render_lines(p.diagnosis))
-            elif p.status in (SKIP, INCONCLUSIVE, NOT_JUDGED) and p.findings:
+            elif p.status in (SKIP, INCONCLUSIVE, NOT_JUDGED) and p.findings and not said:
                 lines.append(f"      {p.findings[0].message}")
         if not self.error:
             lines.append(f"  judged by: {', '.join(self.judged_by) or 'no oracle'}")
-        return "\n".join(lines)
+        return "\n".join(_fit(lines, WIDTH))
+
+
+WIDTH = 100
+"""Report lines are wrapped to this many columns, except a reproduction snippet's (it must run as printed)."""
+
+
+def _fit(lines: list[str], width: int) -> list[str]:
+    """Wrap each detail line longer than ``width`` under its own indentation (plus two), leaving the header,
+    the property rows and the code of a "reproduce (Python):" block as they are."""
+    out: list[str] = []
+    code_indent: int | None = None
+    for line in lines:
+        indent = len(line) - len(line.lstrip(" "))
+        if code_indent is not None and (indent >= code_indent or not line.strip()):
+            out.append(line)
+            continue
+        code_indent = indent + 2 if line.rstrip().endswith("reproduce (Python):") else None
+        if len(line) <= width or indent < 4:  # the header and the property rows stay one line each
+            out.append(line)
+            continue
+        pad = " " * (indent + 2)
+        out.extend(textwrap.wrap(line, width, subsequent_indent=pad, break_on_hyphens=False, break_long_words=False))
+    return out
+
+
+_FLAGS = re.compile(r"rerun with (?:--seed (\S+)|derandomized) --max-examples (\d+)")
+
+
+def _replay_for(replay: str | None, front: str) -> str:
+    """The replay line in the words of ``front`` (see Report.render)."""
+    first = (replay or "").splitlines()[0] if replay else ""
+    if not first or front == "pytest":
+        return ""
+    m = _FLAGS.search(first)
+    if front == "api" and m is not None:
+        seed = "None" if m.group(1) is None else m.group(1)
+        return f"replay: check(spec, seed={seed}, max_examples={m.group(2)})"
+    return first
 
 
 def _json_default(value: object) -> object:

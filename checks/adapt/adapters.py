@@ -260,10 +260,26 @@ class ClassSubject:
     def __init__(self, spec: LayerSpec, case: Case) -> None:
         self.spec, self.case = spec, case
         self.layer = spec.build(case.geometry)
-        self.shapes = ", ".join(f"{k} {v.shape}" for k, v in case.inputs.items())
+        self.shapes = self._user_shapes()
         self._installed: dict[str, np.ndarray] = {}
         self.raw: dict[str, object] = {}
         """The last backward's gradients exactly as the layer returned them (before any layout mapping)."""
+
+    def _user_shapes(self) -> str:
+        """The case's arrays as the layer sees them, for fault messages: its layout, its attribute names
+        ("input (5, 5, 1), filters (8, 3, 3)"), falling back to the canonical shape where none is known."""
+        parts = []
+        for name, value in self.case.inputs.items():
+            label, shape = name, value.shape
+            try:
+                if name == "input":
+                    shape = layouts.to_user(value, self.spec.input_layout).shape
+                elif name in self.spec.params:
+                    label, shape = self.spec.params[name].attr, self._to_user_param(name, value).shape
+            except Exception:  # noqa: BLE001 - a layer whose attributes cannot be read: the canonical shape
+                pass
+            parts.append(f"{label} {tuple(shape)}")
+        return ", ".join(parts)
 
     @property
     def learning_rate(self) -> float | None:

@@ -123,3 +123,12 @@ def annotate(report: Report, spec=None, *, k: int = DEFAULT_K) -> None:
             )
         except Exception as exc:  # the report must survive whatever the layer or the explanation does
             p.details = Details(name, "fault", None, None, (), None, "", error=f"{type(exc).__name__}: {exc}")
+        behind = getattr(p, "behind", None)
+        for prop, finding, trial in [] if behind is None else behind.failed:
+            if prop.startswith("grad_"):  # the bug behind the fault, named when a known mistake matches it
+                try:
+                    _, diagnosis = explain(trial, prop[len("grad_") :], spec, k=k, findings=[finding])
+                except Exception:  # noqa: BLE001 - naming is a bonus; the failure itself is already reported
+                    continue
+                if diagnosis.mistake:
+                    behind.mistakes[prop] = diagnosis.mistake

@@ -61,8 +61,9 @@ def snippet(target: str, spec: LayerSpec | None, case: Case, name: str) -> str:
     file_target = _shown_target(spec, target)
     geometry = type(case.geometry).__name__
     lines = [
-        f"# grad_{name} of {target or 'your layer'} on the minimal failing case (arrays in canonical layout:",
-        "# NCHW, weights (F, C, kh, kw) / (D, M); reproduce() hands them to your layer in its own layout)",
+        f"# grad_{name} of {target or 'your layer'}: the minimal failing case",
+        "# arrays in canonical layout (NCHW, weights (F, C, kh, kw) or (D, M));",
+        "# reproduce() hands them to your layer in its own layout",
         "import numpy as np",
         "from checks.explain import reproduce",
         f"from checks.geometry import {geometry}",

@@ -145,7 +145,11 @@ class Details:
         """Console lines: where, then the diagnosis (patterns, named mistake), then the snippet."""
         if self.error:
             return [f"(could not explain this failure: {self.error})"]
-        lines = self._where() + ([] if diagnosis is None else diagnosis.render_lines())
+        if self.verdict == "fault" and self.actual_shape is None:
+            # the fault itself is the finding above; "could not be read" and "no mistake matches" add nothing
+            lines = [] if diagnosis is None or not diagnosis.mistake else diagnosis.render_lines()
+        else:
+            lines = self._where() + ([] if diagnosis is None else diagnosis.render_lines())
         if self.reproduction:
             lines.append("reproduce (Python):")
             lines += [f"  {line}" for line in self.reproduction.splitlines()]

@@ -252,7 +252,7 @@ class Progress:
         if report is None:
             self.stream.write(f"  {prop:<18} ... ")
         else:
-            self.stream.write(f"{report.status.upper()} ({report.examples} examples)\n")
+            self.stream.write(f"{report.status.upper().replace('_', ' ')} ({report.examples} examples)\n")
         self.stream.flush()
 
 
@@ -330,7 +330,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, report.to_json())
     if args.json != "-":
-        print(report.render())
+        print(report.render(front="cli"))
     if args.plot and not report.passed:
         _write_plots(report, args.plot)
     if not report.passed:

@@ -266,14 +266,19 @@ class PropertyItem(pytest.Item):
     parent: LayerCollector
 
     def runtest(self) -> None:
-        from checks.findings import FAIL, INCONCLUSIVE, SKIP
+        from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, SKIP
         from checks.report import Report
 
         collector = self.parent
         result = collector.report_for(self.name)
         if result.status == FAIL:
-            text = Report(target=collector.settings.layer, kind=collector.spec.kind, properties=[result]).render()
-            raise PropertyFailed(f"{text}\nreplay: pytest {collector.settings.flags()}")
+            part = Report(target=collector.settings.layer, kind=collector.spec.kind, properties=[result])
+            raise PropertyFailed(f"{part.render(front='pytest')}\nreplay: pytest {collector.settings.flags()}")
+        if result.status == NOT_JUDGED:
+            why = result.findings[0].message if result.findings else "no oracle judged any case"
+            if any(p.status == FAIL for p in collector._report.properties):
+                pytest.skip(why)  # behind a fault another item fails on: said there, once
+            raise PropertyFailed(f"{self.name}: {why} (a gradient no oracle judged is never a pass)")
         if result.status in (SKIP, INCONCLUSIVE):
             why = result.findings[0].message if result.findings else "no oracle could judge any case"
             pytest.skip(f"{result.status}: {why}")

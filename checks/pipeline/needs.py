@@ -114,7 +114,7 @@ def _without_remainder(g: ConvGeometry | PoolGeometry) -> Geometry | None:
     return g._replace(height=sizes[0], width=sizes[1])
 
 
-def _case_for(case: Case, geometry: Geometry) -> Case | None:
+def case_like(case: Case, geometry: Geometry) -> Case | None:
     """A case of ``geometry`` drawn the way the failing one was (its value mode and dtype), deterministically."""
     strategy = cs.cases(case.kind, st.just(geometry), mode=case.mode, dtype=case.dtype)
     try:
@@ -134,7 +134,7 @@ def verified(
     needs = []
     check = properties.get(prop)
     for name, floor, geometry in reductions(trial.case.geometry, minimums):
-        case = _case_for(trial.pristine, geometry)
+        case = case_like(trial.pristine, geometry)
         if case is None or not _informative(case, prop):
             continue
         findings = check(Trial(case, factory, options))

@@ -13,19 +13,22 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException
+from hypothesis.errors import HypothesisException, Unsatisfiable
 
 from checks.adapt.guard import Cause
 from checks.case import Case
 from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS, SKIP, Finding
-from checks.pipeline import properties
+from checks.pipeline import faults, properties
 from checks.pipeline.trial import Options, Trial, no_gradient_oracle
 from checks.report import PropertyReport, Report, aggregate
 from checks.settings import DEFAULT_MAX_EXAMPLES
 from checks.subject import SubjectFactory
+
+REJECTIONS = 50
+"""After this many cases in a row that all met a fault already reported, a property stops trying."""
 
 
 def case_key(case: Case) -> str:
@@ -61,6 +64,10 @@ class TrialCache:
         return trial
 
 
+class _GiveUp(BaseException):
+    """Ends an exploration at once: hypothesis neither shrinks nor retries what is not an Exception."""
+
+
 class _PropertyFailed(AssertionError):
     def __init__(self, findings: list[Finding], trial: Trial) -> None:
         self.findings, self.trial = findings, trial
@@ -93,6 +100,9 @@ class Runner:
     def __post_init__(self) -> None:
         self.cache = TrialCache(self.factory, self.options)
         self.fatal: list[Finding] | None = None
+        self.known: dict[faults.FaultKey, str] = {}
+        """Faults already reported -> the property they were reported under: later properties skip the
+        cases that meet them (said once), and judge the others (a second bug is not hidden)."""
 
     def explore(self, prop: str) -> PropertyReport:
         """Run one property over up to ``max_examples`` cases; shrink a failure to a minimal case."""
@@ -111,13 +121,20 @@ class Runner:
         fatal: list[Finding] = []
         count = [0]
         unjudged = [0]
+        rejected: list[str] = []
 
         def body(case: Case) -> None:
             if fatal:
                 return
+            if len(rejected) >= REJECTIONS and len(rejected) == count[0]:
+                raise _GiveUp  # every case so far met a known fault: hypothesis would draw ten times more
             count[0] += 1
             trial = self.cache.get(case)
             findings = check(trial)
+            under = faults.met(findings, self.known)
+            if under is not None:  # a fault already reported: this case judges nothing here
+                rejected.append(under)
+                reject()
             last[0] = findings
             statuses.extend(f.status for f in findings)
             if _unjudged(findings):
@@ -146,7 +163,16 @@ class Runner:
             notes = "\n".join(getattr(failure, "__notes__", []))
             report = PropertyReport(prop, FAIL, count[0], dict(oracles), failure.findings, self._replay(notes))
             report.trial = failure.trial
+            report.unjudged = unjudged[0]
+            for f in failure.findings:
+                k = faults.key(f)
+                if k is not None:
+                    self.known.setdefault(k, prop)
             return report
+        except (Unsatisfiable, _GiveUp):  # every case met a fault already reported
+            under = rejected[0] if rejected else "?"
+            note = Finding(prop, SKIP, f"not judged: every case met the fault under {under}")
+            return PropertyReport(prop, NOT_JUDGED, count[0], {}, [note], None, unjudged=count[0])
         except HypothesisException as exc:  # e.g. Flaky: the layer answered differently on a replay
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             finding = Finding(prop, FAIL, f"the layer is not reproducible ({message})", "structure")
@@ -156,7 +182,14 @@ class Runner:
             return PropertyReport(prop, FAIL, count[0], dict(oracles), fatal, None)
         kept = [f for f in last[0] if f.status != "pass"][:1]
         status = aggregate(statuses, must_judge=prop.startswith("grad_"))
-        return PropertyReport(prop, status, count[0], dict(oracles), kept, None, unjudged=unjudged[0])
+        if rejected:
+            note = f"{len(rejected)} cases not judged: they met the fault under {rejected[0]}"
+            kept = [Finding(prop, SKIP, note), *kept][:1]
+            if status == SKIP:
+                status = NOT_JUDGED
+        report = PropertyReport(prop, status, count[0], dict(oracles), kept, None)
+        report.unjudged = unjudged[0] + len(rejected)
+        return report
 
     def _replay(self, notes: str) -> str:
         seed = "derandomized" if self.seed is None else f"--seed {self.seed}"

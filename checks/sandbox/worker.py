@@ -365,7 +365,9 @@ class RemoteSubject:
             shape = data.get("actual_shape")
             actual = None if shape is None else tuple(int(d) for d in shape)
             stage, detail = _text(data, "stage"), _text(data, "detail")
-            fault = LayerFault(stage, detail, self.shapes, cause=cause, actual_shape=actual)
+            shapes = data.get("shapes")  # in the layer's own layout and names (display only)
+            shapes = shapes[:300] if isinstance(shapes, str) and shapes.isprintable() else self.shapes
+            fault = LayerFault(stage, detail, shapes, cause=cause, actual_shape=actual)
             fault.origin = self.session.shown(_origin(data.get("origin")))
         except (AssertionError, KeyError, TypeError, ValueError):
             self.session._garbled(stage, self.shapes, "a fault report that does not parse")

@@ -65,12 +65,37 @@ def test_render_lists_every_property_with_its_status_and_examples():
 
 
 def test_render_shows_a_failure_with_its_oracle_case_and_replay_but_not_its_passing_findings():
-    text = sample_report().render()
+    text = sample_report().render(front="cli")
     assert "[fd] 1/2 entries differ; worst at (0, 1)" in text
-    assert f"case: {CASE}" in text
+    assert "case: " + CASE.split(";")[0] in text
     assert "replay: rerun with --seed 3 --max-examples 25" in text
-    assert "@reproduce_failure('6.0', b'AA==')" in text
     assert "torch skipped" not in text  # a skip inside a failing property is not the failure
+
+
+def test_the_replay_is_said_in_the_words_of_the_front_end_and_the_hypothesis_blob_stays_in_the_json():
+    report = sample_report()
+    assert "replay: check(spec, seed=3, max_examples=25)" in report.render()
+    assert "--seed" not in report.render() and "--seed" not in report.render(front="pytest")
+    assert "replay:" not in report.render(front="pytest")  # the plugin prints its own pytest flags
+    for front in ("cli", "api", "pytest"):
+        assert "reproduce_failure" not in report.render(front=front)  # no test function to decorate
+    assert "@reproduce_failure('6.0', b'AA==')" in json.loads(report.to_json())["properties"][1]["replay"]
+
+
+def test_detail_lines_fit_100_columns_and_the_header_rows_and_snippet_code_are_not_wrapped():
+    from checks.report import WIDTH, _fit
+
+    long = "x" * 30 + " word" * 30
+    code = "        " + "np.array([" + "1.0, " * 30 + "])"
+    lines = _fit(
+        ["t" * 120 + ": FAIL", "  FAIL  grad_input" + " " * 90, f"      {long}", "      reproduce (Python):", code],
+        WIDTH,
+    )
+    assert lines[0] == "t" * 120 + ": FAIL" and lines[-1] == code
+    wrapped = lines[2:-2]
+    assert len(wrapped) > 1 and all(len(line) <= WIDTH for line in wrapped)
+    assert all(line.startswith("        ") for line in wrapped[1:])
+    assert " ".join(w.strip() for w in wrapped) == long
 
 
 def test_render_gives_the_reason_for_a_skipped_or_inconclusive_property():

@@ -293,7 +293,7 @@ def test_a_layer_returning_none_still_has_its_weight_gradient_judged_when_declar
 def test_a_layer_returning_none_fails_only_its_input_gradient_when_it_claims_to_return_one():
     found = run(seed_spec(SeedConvReturnsNone), make_case("conv", SEED_CONV), ["grad_input", "grad_weight"])
     assert failed_messages(found, "grad_input") == [
-        "backward: returned None instead of the input gradient (inputs: input (1, 1, 5, 5), weight (3, 1, 3, 3))"
+        "backward: returned None instead of the input gradient (inputs: input (5, 5), filters (3, 3, 3))"
     ]
     assert_judged_and_passed({"grad_weight": found["grad_weight"]}, ["weight"])
 

@@ -15,7 +15,7 @@ from checks import strategies as cs
 from checks.adapt.guard import Limits
 from checks.case import Case
 from checks.explain.mistakes import mistaken
-from checks.findings import FAIL, INCONCLUSIVE, PASS
+from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, PASS
 from checks.geometry import DenseGeometry
 from checks.kinds import reference_subject
 from checks.pipeline.runner import Runner, TrialCache, case_key
@@ -180,7 +180,9 @@ def test_what_stops_the_run_is_the_faults_cause_not_its_wording():
 
     runner = Runner(RELU_CASES, Mimic, FD_ONLY, max_examples=3, seed=0)
     report = runner.run(["forward", "determinism"], target="mimic", kind="relu")
-    assert [p.status for p in report.properties] == [FAIL, FAIL]
+    assert [p.status for p in report.properties] == [FAIL, NOT_JUDGED]  # explored, the same fault said once
+    assert report.properties[1].examples > 0
+    assert report.properties[1].findings[0].message == "not judged: every case met the fault under forward"
     assert {f.cause for p in report.properties for f in p.findings if f.failed} == {"raised"}
 
 
