@@ -50,7 +50,8 @@ class ConvGeometry(NamedTuple):
 
 
 class PoolGeometry(NamedTuple):
-    """max_pool2d on X (N, C, H, W); floor mode, -inf padding of at most half the kernel."""
+    """max_pool2d (-inf padding) or avg_pool2d (zero padding, counted in the divisor) on X (N, C, H, W);
+    floor mode, padding of at most half the kernel."""
 
     batch: int
     channels: int
@@ -80,9 +81,48 @@ class PoolGeometry(NamedTuple):
 
 
 class ElementwiseGeometry(NamedTuple):
-    """A shape-preserving layer without parameters (ReLU) on X of ``shape``."""
+    """A shape-preserving layer without parameters (ReLU, sigmoid, tanh) on X of ``shape``."""
 
     shape: tuple[int, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+
+class LeakyReluGeometry(NamedTuple):
+    """leaky_relu on X of ``shape`` (batch first) with negative slope ``alpha``: Y = X where X > 0, alpha * X
+    elsewhere; output shape = input shape."""
+
+    shape: tuple[int, ...]
+    alpha: float
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+
+class SoftmaxGeometry(NamedTuple):
+    """softmax over ``axis`` (default the last) of X of ``shape`` (batch first); output shape = input shape."""
+
+    shape: tuple[int, ...]
+    axis: int = -1
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -192,5 +232,13 @@ class NetworkGeometry(NamedTuple):
 
 
 Geometry = (
-    ConvGeometry | PoolGeometry | ElementwiseGeometry | FlattenGeometry | DenseGeometry | LossGeometry | NetworkGeometry
+    ConvGeometry
+    | PoolGeometry
+    | ElementwiseGeometry
+    | LeakyReluGeometry
+    | SoftmaxGeometry
+    | FlattenGeometry
+    | DenseGeometry
+    | LossGeometry
+    | NetworkGeometry
 )

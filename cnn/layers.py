@@ -132,6 +132,87 @@ class ReLU(Layer):
         return activation.relu_backward(grad_out, x)
 
 
+class LeakyReLU(Layer):
+    """Y = X where X > 0, alpha * X elsewhere; the slope is taken on the input."""
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.alpha = activation.negative_slope(alpha)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return activation.leaky_relu(self._remember(x), self.alpha)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x = self._recall(grad_out, self._input.shape if self._input is not None else ())
+        return activation.leaky_relu_backward(grad_out, x, self.alpha)
+
+
+class _OutputBased(Layer):
+    """An activation whose backward reads its forward's OUTPUT (sigmoid, tanh, softmax): forward keeps it."""
+
+    def _keep(self, y: np.ndarray) -> np.ndarray:
+        self._output = y
+        return y
+
+    def _recall_output(self, grad_out: np.ndarray) -> np.ndarray:
+        self._recall(grad_out, self._input.shape if self._input is not None else ())
+        return self._output
+
+
+class Sigmoid(_OutputBased):
+    """Y = 1 / (1 + exp(-X)); backward from Y."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._keep(activation.sigmoid(self._remember(x)))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return activation.sigmoid_backward(grad_out, self._recall_output(grad_out))
+
+
+class Tanh(_OutputBased):
+    """Y = tanh(X); backward from Y."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._keep(activation.tanh(self._remember(x)))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return activation.tanh_backward(grad_out, self._recall_output(grad_out))
+
+
+class Softmax(_OutputBased):
+    """P = softmax(X) over ``axis`` (default the last); backward from P."""
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._keep(activation.softmax(self._remember(x), self.axis))
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return activation.softmax_backward(grad_out, self._recall_output(grad_out), self.axis)
+
+
+class AvgPool2D(Layer):
+    """Y = mean over each kh x kw window (stride defaults to the kernel, zero padding counted in the divisor)."""
+
+    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = pool.pool_geometry(kernel_size, stride, padding)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._remember(x)
+        y = pool.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        self._output_shape = y.shape
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x = self._recall(grad_out, getattr(self, "_output_shape", ()))
+        return pool.avg_pool2d_backward(grad_out, x.shape, self.kernel_size, self.stride, self.padding)
+
+
 class Flatten(Layer):
     """(N, ...) -> (N, D)."""
 

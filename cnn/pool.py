@@ -1,7 +1,9 @@
-"""2-D max pooling: forward with first-maximum argmax, backward that routes each window's gradient.
+"""2-D pooling. Max pooling: forward with first-maximum argmax, backward that routes each window's gradient.
+Average pooling: each window's mean, backward that spreads each window's gradient evenly over its taps.
 
-Floor mode as in PyTorch: Ho = floor((H + 2p - kh) / sh) + 1; padding is -inf and at most half the
-kernel, so every window holds at least one real input.
+Floor mode as in PyTorch: Ho = floor((H + 2p - kh) / sh) + 1; padding is at most half the kernel, so every
+window holds at least one real input. Max pooling pads with -inf; average pooling pads with zeros and
+counts them (PyTorch's count_include_pad=True): the divisor is always kh*kw.
 """
 
 from __future__ import annotations
@@ -152,4 +154,45 @@ def max_pool2d_backward(
                 np.add(view, share, out=view)
     if p == (0, 0):
         return dxp
+    return dxp[:, :, p[0] : p[0] + h, p[1] : p[1] + w].copy()
+
+
+def avg_pool2d(
+    x: np.ndarray, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
+) -> np.ndarray:
+    """Y[n,c,i,j] = (1 / (kh*kw)) sum_{u<kh, v<kw} X~[n, c, i*sh + u, j*sw + v], X~ padded with zeros
+    (the padding counts in the divisor, as PyTorch's default count_include_pad=True)."""
+    k, s, p = pool_geometry(kernel_size, stride, padding)
+    require_array(x, "input", 4)
+    out_shape = max_pool2d_output_shape(x.shape, k, s, p)  # the same floor formula for every pool
+    xp = pad2d(x, p)
+    total = np.zeros(out_shape, dtype=x.dtype)
+    for u in range(k[0]):  # one strided view per tap: a loop over kh*kw taps, never over output positions
+        for v in range(k[1]):
+            total += window_view(xp, (u, v), out_shape[2:], s)
+    return total / (k[0] * k[1])
+
+
+def avg_pool2d_backward(
+    grad_out: np.ndarray,
+    input_shape: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None = None,
+    padding: IntOrPair = 0,
+) -> np.ndarray:
+    """dX~[n, c, i*sh + u, j*sw + v] += G[n,c,i,j] / (kh*kw) for every tap (u, v); dX = crop_p(dX~).
+
+    Overlapping windows (s < k) add up; the shares that land on the padding are dropped with it.
+    """
+    k, s, p = pool_geometry(kernel_size, stride, padding)
+    require_array(grad_out, "grad_out", 4)
+    n, c, h, w = (int(v) for v in input_shape)
+    expected = max_pool2d_output_shape((n, c, h, w), k, s, p)
+    require_shape(grad_out, expected, "grad_out")
+    share = grad_out / (k[0] * k[1])
+    dxp = np.zeros((n, c, h + 2 * p[0], w + 2 * p[1]), dtype=grad_out.dtype)
+    for u in range(k[0]):  # the windows of one tap never overlap: each view is written once per tap
+        for v in range(k[1]):
+            view = window_view(dxp, (u, v), expected[2:], s)
+            view += share
     return dxp[:, :, p[0] : p[0] + h, p[1] : p[1] + w].copy()

@@ -52,7 +52,9 @@ class Supports:
     remainder: False for layers that need the stride to divide the input exactly; bias: None draws
     with and without, else fixed; features / out_features: dense in and out sizes (features: each
     feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
-    ReLU input rank; dtypes: the float dtypes the layer accepts."""
+    the input rank of an elementwise layer or a softmax; alpha: a leaky ReLU's negative slope, a float
+    (fixed) or an inclusive (min, max) pair of floats in [0, 1); axis: the softmax axis; dtypes: the float
+    dtypes the layer accepts."""
 
     batch: Bound = (1, 3)
     channels: Bound = (1, 3)
@@ -69,6 +71,8 @@ class Supports:
     features_ndim: Bound = (1, 3)
     out_features: Bound = (1, 5)
     ndim: Bound = (2, 4)
+    alpha: float | tuple[float, float] = (0.01, 0.3)
+    axis: int = -1
     dtypes: tuple[str, ...] = ("float64",)
 
 
@@ -222,7 +226,10 @@ def _string(value: object) -> str:
 
 
 def _bound(name: str, value: object) -> object:
-    """A Supports field from JSON: ints, [min, max] pairs (as tuples), bools, None, "kernel", dtype names."""
+    """A Supports field from JSON: ints, [min, max] pairs (as tuples), bools, None, "kernel", dtype names; the
+    float fields (alpha) a number or a [min, max] pair of numbers."""
+    if name in FLOAT_FIELDS:
+        return _number_bound(name, value)
     if isinstance(value, list):
         if name == "dtypes":
             if not value or not all(v in ("float32", "float64") for v in value):
@@ -233,6 +240,23 @@ def _bound(name: str, value: object) -> object:
         return tuple(value)
     if value is None or isinstance(value, (bool, int)) or value == "kernel":
         return value
+    raise ValueError(f"{name}={value!r}")
+
+
+FLOAT_FIELDS = ("alpha",)
+"""The Supports fields whose bounds are real numbers, not ints."""
+
+
+def _number_bound(name: str, value: object) -> object:
+    """A float field's bound from JSON: a number, or a [min, max] pair of numbers (as a tuple); no bools."""
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if number(value):
+        return value
+    if isinstance(value, list) and len(value) == 2 and all(number(v) for v in value):
+        return tuple(value)
     raise ValueError(f"{name}={value!r}")
 
 

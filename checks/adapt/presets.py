@@ -8,8 +8,10 @@
   biases (m,).
 - ``function_pair(kind, namespace)``: CS231n style functions on NCHW batches,
   conv_forward(x, w, b, {"stride", "pad"}) -> (out, cache), conv_backward(dout, cache) -> (dx, dw, db);
-  max_pool_forward(x, {"pool_height", "pool_width", "stride"}); relu_forward(x);
-  affine_forward(x, w, b) with x flattened to (N, D), w (D, M).
+  max_pool_forward(x, {"pool_height", "pool_width", "stride"}); avg_pool_forward(x, the same pool_param,
+  plus "pad" when the padding is not 0); relu_forward(x); leaky_relu_forward(x, {"alpha": a});
+  sigmoid_forward(x); tanh_forward(x); softmax_forward(x) (over the last axis); each activation's
+  *_backward(dout, cache) -> dx; affine_forward(x, w, b) with x flattened to (N, D), w (D, M).
 - ``nchw(kind, cls)``: a class on NCHW batches already in our own interface (params/grads dicts).
 """
 
@@ -154,8 +156,13 @@ class FunctionPairLayer:
         g = self.geometry
         if self.kind == "conv":
             return (self.w, self.b, {"stride": g.stride[0], "pad": g.padding[0]})
-        if self.kind == "maxpool":
-            return ({"pool_height": g.kernel[0], "pool_width": g.kernel[1], "stride": g.stride[0]},)
+        if self.kind in ("maxpool", "avgpool"):
+            pool_param = {"pool_height": g.kernel[0], "pool_width": g.kernel[1], "stride": g.stride[0]}
+            if g.padding[0]:  # only a padded pool has "pad": the classic pair has no such key
+                pool_param["pad"] = g.padding[0]
+            return (pool_param,)
+        if self.kind == "leaky_relu":
+            return ({"alpha": g.alpha},)
         if self.kind == "dense":
             return (self.w, self.b)
         return ()
@@ -182,12 +189,22 @@ _PAIR_NAMES = {
     "maxpool": ("max_pool_forward", "max_pool_backward"),
     "relu": ("relu_forward", "relu_backward"),
     "dense": ("affine_forward", "affine_backward"),
+    "sigmoid": ("sigmoid_forward", "sigmoid_backward"),
+    "tanh": ("tanh_forward", "tanh_backward"),
+    "leaky_relu": ("leaky_relu_forward", "leaky_relu_backward"),
+    "softmax": ("softmax_forward", "softmax_backward"),
+    "avgpool": ("avg_pool_forward", "avg_pool_backward"),
 }
 _PAIR_SUPPORTS = {
     "conv": Supports(square=True, dilation=1, stride=(1, 2), padding=(0, 1), bias=True),
     "maxpool": Supports(padding=0, stride=(1, 2), square=True),
     "relu": Supports(),
     "dense": Supports(bias=True),
+    "sigmoid": Supports(),
+    "tanh": Supports(),
+    "leaky_relu": Supports(),
+    "softmax": Supports(axis=-1),  # softmax_forward(x) takes no axis: the last one
+    "avgpool": Supports(padding=(0, 1), stride=(1, 2), square=True),
 }
 
 
@@ -209,7 +226,7 @@ def function_pair(kind: str, namespace: Mapping[str, Any] | Any) -> LayerSpec:
     params = {}
     if kind in ("conv", "dense"):
         params = {"weight": Param("w", "FCHW" if kind == "conv" else "DM", "dw"), "bias": Param("b", None, "db")}
-    layout = "ND" if kind in ("relu", "dense") else "NCHW"
+    layout = "NCHW" if kind in ("conv", "maxpool", "avgpool") else "ND"
     origin = _origin(namespace, None, kind, "function_pair") if not isinstance(namespace, Mapping) else None
     return LayerSpec(
         kind,

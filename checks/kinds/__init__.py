@@ -24,9 +24,22 @@ if TYPE_CHECKING:
     from checks.compare import Membership
     from checks.subject import Subject
 
-NAMES = ("conv", "maxpool", "relu", "dense", "flatten", "softmax_ce", "network")
+NAMES = (
+    "conv",
+    "maxpool",
+    "relu",
+    "dense",
+    "flatten",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "softmax",
+    "avgpool",
+    "softmax_ce",
+    "network",
+)
 """Every kind the pipeline knows, in the order reports and tables list them."""
-USER_NAMES = ("conv", "maxpool", "relu", "dense", "flatten")
+USER_NAMES = ("conv", "maxpool", "relu", "dense", "flatten", "sigmoid", "tanh", "leaky_relu", "softmax", "avgpool")
 """The kinds a user's layer can be checked as (``--kind``); the others are internal (the network and
 its loss exercise the oracles)."""
 

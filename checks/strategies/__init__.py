@@ -20,9 +20,11 @@ from checks.strategies._geometries import (
     dense_geometries,
     elementwise_geometries,
     flatten_geometries,
+    leaky_relu_geometries,
     loss_geometries,
     network_geometries,
     pool_geometries,
+    softmax_geometries,
 )
 from checks.strategies._values import MIN_ABS, MIN_GAP, MODES, parameters, upstream, values
 
@@ -36,10 +38,12 @@ __all__ = [
     "dense_geometries",
     "elementwise_geometries",
     "flatten_geometries",
+    "leaky_relu_geometries",
     "loss_geometries",
     "network_geometries",
     "parameters",
     "pool_geometries",
+    "softmax_geometries",
     "upstream",
     "values",
 ]

@@ -12,6 +12,8 @@ p is drawn last, at most floor(((Ho - 1)*s + d*(k-1) + r) / 2), so H >= 1 always
 
 from __future__ import annotations
 
+import math
+from numbers import Integral, Real
 from typing import NamedTuple
 
 from hypothesis import strategies as st
@@ -22,9 +24,11 @@ from checks.geometry import (
     DenseGeometry,
     ElementwiseGeometry,
     FlattenGeometry,
+    LeakyReluGeometry,
     LossGeometry,
     NetworkGeometry,
     PoolGeometry,
+    SoftmaxGeometry,
 )
 from checks.strategies._bounds import Bound, Span, flag, span, switch
 
@@ -233,6 +237,72 @@ def elementwise_geometries(*, ndim: Bound = (2, 4), side: Bound = (1, 5)) -> st.
     Shrinks towards the smallest shape: ``ndim`` min dimensions of ``side`` min each, (1, 1) by default.
     """
     return _shapes(ndim, side).map(ElementwiseGeometry)
+
+
+Slope = float | tuple[float, float]
+"""A leaky ReLU's negative slope: a number (fixed) or an inclusive ``(min, max)`` pair of numbers, in [0, 1)."""
+
+
+def _slopes(name: str, value: object) -> st.SearchStrategy[float]:
+    """Validate a Slope bound up front (ValueError naming ``name=value``); then floats in [min, max] that shrink
+    towards min (one_of tries its first branch first)."""
+
+    def number(v: object) -> bool:
+        return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    if number(value):
+        lo = hi = float(value)  # type: ignore[arg-type]
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(number(v) for v in value):
+        lo, hi = float(value[0]), float(value[1])
+    else:
+        raise ValueError(f"{name}={value!r}: expected a number (fixed) or an inclusive (min, max) pair of numbers")
+    if lo > hi:
+        raise ValueError(f"{name}={value!r}: min {lo} is larger than max {hi}")
+    if lo < 0 or hi >= 1:
+        raise ValueError(f"{name}={value!r}: a leaky ReLU's negative slope lies in [0, 1)")
+    if lo == hi:
+        return st.just(lo)
+    # + 0.0 turns a drawn -0.0 into 0.0; no subnormal slopes (alpha * G would underflow)
+    between = st.floats(lo, hi, allow_subnormal=False).map(lambda a: a + 0.0)
+    return st.one_of(st.just(lo), between)
+
+
+def leaky_relu_geometries(
+    *, ndim: Bound = (2, 4), side: Bound = (1, 5), alpha: Slope = (0.01, 0.3)
+) -> st.SearchStrategy[LeakyReluGeometry]:
+    """LeakyReluGeometry on X of any shape, batch first, with a drawn negative slope; output shape = input shape.
+
+    - ``ndim``: number of dimensions, batch included, default ``(2, 4)``.
+    - ``side``: every dimension, default ``(1, 5)``.
+    - ``alpha``: the negative slope, a number (fixed) or an inclusive ``(min, max)`` pair of numbers in [0, 1),
+      default ``(0.01, 0.3)``.
+
+    Shrinks towards the smallest shape (``ndim`` min dimensions of ``side`` min each) and the smallest slope.
+    """
+    return st.builds(LeakyReluGeometry, _shapes(ndim, side), _slopes("alpha", alpha))
+
+
+def softmax_geometries(
+    *, ndim: Bound = (2, 4), side: Bound = (1, 5), axis: int = -1
+) -> st.SearchStrategy[SoftmaxGeometry]:
+    """SoftmaxGeometry: softmax over ``axis`` of X of any shape, batch first; output shape = input shape.
+
+    - ``ndim``: number of dimensions, batch included, default ``(2, 4)``.
+    - ``side``: every dimension, default ``(1, 5)``.
+    - ``axis``: the softmax axis, fixed, default ``-1`` (the last); it must be an axis of every shape the
+      ``ndim`` bound allows (-min <= axis < min).
+
+    Shrinks towards the smallest shape: ``ndim`` min dimensions of ``side`` min each, (1, 1) by default.
+    """
+    dims = span("ndim", ndim, minimum=1)
+    if isinstance(axis, bool) or not isinstance(axis, Integral):
+        raise ValueError(f"axis={axis!r}: expected an int")
+    if not -dims.lo <= axis < dims.lo:
+        raise ValueError(
+            f"axis={axis!r}: not an axis of the smallest shape the bounds allow ({dims.lo} dimensions): "
+            f"needs {-dims.lo} <= axis < {dims.lo}"
+        )
+    return _shapes(ndim, side).map(lambda shape: SoftmaxGeometry(shape, int(axis)))
 
 
 def flatten_geometries(*, ndim: Bound = (2, 4), side: Bound = (1, 5)) -> st.SearchStrategy[FlattenGeometry]:

@@ -8,18 +8,26 @@ import numpy as np
 import pytest
 
 from cnn import (
+    AvgPool2D,
     Conv2D,
     Dense,
     Flatten,
+    LeakyReLU,
     MaxPool2D,
     ReLU,
     Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
     conv2d,
     conv2d_grad_input,
     dense,
     max_pool2d,
     relu,
+    sigmoid_backward,
+    softmax_backward,
     softmax_cross_entropy,
+    tanh_backward,
 )
 
 
@@ -73,7 +81,19 @@ def test_dense_params_and_grads_keys_and_shapes(rng):
     assert set(Dense(4, 2, bias=False).params) == {"weight"}
 
 
-@pytest.mark.parametrize("make", [ReLU, Flatten, lambda: MaxPool2D(2)], ids=["ReLU", "Flatten", "MaxPool2D"])
+PARAMETERLESS = {
+    "ReLU": ReLU,
+    "Flatten": Flatten,
+    "MaxPool2D": lambda: MaxPool2D(2),
+    "LeakyReLU": lambda: LeakyReLU(0.1),
+    "Sigmoid": Sigmoid,
+    "Tanh": Tanh,
+    "Softmax": lambda: Softmax(1),
+    "AvgPool2D": lambda: AvgPool2D(2, 1, 1),
+}
+
+
+@pytest.mark.parametrize("make", list(PARAMETERLESS.values()), ids=list(PARAMETERLESS))
 def test_parameterless_layers_have_empty_dicts(make, rng):
     layer = make()
     y = layer.forward(rng.standard_normal((2, 3, 4, 4)))
@@ -256,6 +276,53 @@ def test_relu_and_flatten_layers_match_torch(rng, oracle, close):
         y_ref, ref = oracle.vjp(lambda x, fn=fn: fn(x), {"x": x}, g)
         close(y, y_ref)
         close(layer.backward(g), ref["x"])
+
+
+ACTIVATION_LAYERS = {
+    "LeakyReLU": (lambda: LeakyReLU(0.2), lambda torch: torch.nn.LeakyReLU(0.2)),
+    "Sigmoid": (Sigmoid, lambda torch: torch.nn.Sigmoid()),
+    "Tanh": (Tanh, lambda torch: torch.nn.Tanh()),
+    "Softmax": (Softmax, lambda torch: torch.nn.Softmax(dim=-1)),
+    "Softmax-axis1": (lambda: Softmax(1), lambda torch: torch.nn.Softmax(dim=1)),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIVATION_LAYERS))
+def test_activation_layers_match_torch_nn(name, rng, torch, close):
+    make, make_torch = ACTIVATION_LAYERS[name]
+    x = rng.standard_normal((2, 3, 4, 5)) * 3
+    x.flat[::7] = 0.0
+    layer = make()
+    y = layer.forward(x)
+    g = rng.standard_normal(y.shape)
+    y_ref, dx_ref, _ = _torch_module_grads(torch, make_torch(torch), x, g)
+    close(y, y_ref, what=f"{name} forward")
+    close(layer.backward(g), dx_ref, what=f"{name} dX")
+
+
+def test_avgpool_layer_matches_torch(pool_case, rng, oracle, close):
+    layer = AvgPool2D(**pool_case.geometry)
+    x = rng.standard_normal(pool_case.input_shape)
+    y = layer.forward(x)
+    g = rng.standard_normal(y.shape)
+    y_ref, ref = oracle.vjp(lambda x: oracle.F.avg_pool2d(x, **pool_case.geometry), {"x": x}, g)
+    close(y, y_ref, what="AvgPool2D forward")
+    close(layer.backward(g), ref["x"], what="AvgPool2D dX")
+
+
+def test_output_based_layers_differentiate_the_latest_forward(rng, close):
+    """Sigmoid, Tanh and Softmax keep their forward's output: a second forward replaces it."""
+    for layer, backward in ((Sigmoid(), sigmoid_backward), (Tanh(), tanh_backward)):
+        layer.forward(rng.standard_normal((2, 3)))
+        x = rng.standard_normal((2, 3))
+        y = layer.forward(x)
+        g = rng.standard_normal(y.shape)
+        close(layer.backward(g), backward(g, y))
+    layer = Softmax(0)
+    layer.forward(rng.standard_normal((3, 2)))
+    y = layer.forward(rng.standard_normal((3, 2)))
+    g = rng.standard_normal(y.shape)
+    close(layer.backward(g), softmax_backward(g, y, 0))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """max_pool2d and max_pool2d_backward against PyTorch (float64) and against a loop definition of the routing
 rule, on the fixed geometries of conftest.POOL_CASES (overlapping, padded, non-square, non-divisible, global,
-stride > kernel). Ties: our rule is the FIRST maximum in row-major window order, the same as torch's."""
+stride > kernel). Ties: our rule is the FIRST maximum in row-major window order, the same as torch's. Then
+avg_pool2d and avg_pool2d_backward (zero padding counted in the divisor) against PyTorch and a loop
+definition on the same geometries."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cnn import max_pool2d, max_pool2d_backward
+from cnn import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 VALUE_MODES = ["distinct", "ties"]
 
@@ -252,3 +254,70 @@ def test_nan_propagates_like_torch(oracle):
     y, _ = max_pool2d(x, 2)
     y_ref = oracle.F.max_pool2d(oracle.tensor(x), 2).numpy()
     np.testing.assert_array_equal(y, y_ref)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Average pooling: zero padding counted in the divisor (count_include_pad=True), on the same geometries
+# ------------------------------------------------------------------------------------------------------
+def loop_avg_pool(x, case):
+    """Reference by loops: y = sum of the window's REAL inputs / (kh*kw); the padding adds 0 but counts."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = case.kernel_hw, case.stride_hw, case.padding_hw
+    _, _, ho, wo = case.output_shape
+    y = np.zeros((n, c, ho, wo))
+    for i, j, u, v in itertools.product(range(ho), range(wo), range(kh), range(kw)):
+        r, q = i * sh + u - ph, j * sw + v - pw
+        if 0 <= r < h and 0 <= q < w:
+            y[:, :, i, j] += x[:, :, r, q] / (kh * kw)
+    return y
+
+
+def loop_avg_pool_backward(g, case):
+    """Each window's G / (kh*kw) to each of its real taps; overlapping windows add up."""
+    dx = np.zeros(case.input_shape)
+    (kh, kw), (sh, sw), (ph, pw) = case.kernel_hw, case.stride_hw, case.padding_hw
+    _, _, ho, wo = case.output_shape
+    for i, j, u, v in itertools.product(range(ho), range(wo), range(kh), range(kw)):
+        r, q = i * sh + u - ph, j * sw + v - pw
+        if 0 <= r < case.h and 0 <= q < case.w:
+            dx[:, :, r, q] += g[:, :, i, j] / (kh * kw)
+    return dx
+
+
+def test_avg_pool_forward_and_backward_match_torch(pool_case, rng, oracle, close):
+    x = pool_input(pool_case, rng)
+    g = rng.standard_normal(pool_case.output_shape)
+    fn = lambda x: oracle.F.avg_pool2d(x, **pool_case.geometry, count_include_pad=True)  # noqa: E731
+    y_ref, grads = oracle.vjp(fn, {"x": x}, g)
+    y = avg_pool2d(x, **pool_case.geometry)
+    assert y.shape == pool_case.output_shape
+    close(y, y_ref, what="avg_pool2d forward")
+    close(avg_pool2d_backward(g, x.shape, **pool_case.geometry), grads["x"], what="avg_pool2d_backward")
+
+
+def test_avg_pool_matches_the_loop_definition(pool_case, rng, close):
+    x = pool_input(pool_case, rng)
+    g = rng.standard_normal(pool_case.output_shape)
+    close(avg_pool2d(x, **pool_case.geometry), loop_avg_pool(x, pool_case), what="forward")
+    close(avg_pool2d_backward(g, x.shape, **pool_case.geometry), loop_avg_pool_backward(g, pool_case), what="dX")
+
+
+def test_avg_pool_divides_by_the_whole_window_even_at_the_padding():
+    x = np.ones((1, 1, 2, 2))
+    np.testing.assert_array_equal(avg_pool2d(x, 2, 2, 1)[0, 0], np.full((2, 2), 0.25))  # one real tap of four
+    dx = avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, 2, 1)
+    np.testing.assert_array_equal(dx[0, 0], np.full((2, 2), 0.25))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool_dtype_is_preserved_and_arguments_are_not_modified(pool_case, dtype, rng, close):
+    x = pool_input(pool_case, rng, dtype=dtype)
+    g = rng.standard_normal(pool_case.output_shape).astype(dtype)
+    x0, g0 = x.copy(), g.copy()
+    y = avg_pool2d(x, **pool_case.geometry)
+    dx = avg_pool2d_backward(g, x.shape, **pool_case.geometry)
+    assert y.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(g, g0)
+    reference = avg_pool2d_backward(g.astype(np.float64), x.shape, **pool_case.geometry)
+    close(dx, reference, "float32_vs_float64")

@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 
 from cnn import (
+    AvgPool2D,
     Conv2D,
     Dense,
     Flatten,
+    LeakyReLU,
     MaxPool2D,
     ReLU,
     Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    avg_pool2d,
+    avg_pool2d_backward,
     conv2d,
     conv2d_grad_bias,
     conv2d_grad_input,
@@ -26,11 +33,18 @@ from cnn import (
     dense_grad_input,
     dense_grad_weight,
     flatten,
+    leaky_relu,
+    leaky_relu_backward,
     max_pool2d,
     max_pool2d_backward,
     relu,
     relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    softmax,
+    softmax_backward,
     softmax_cross_entropy,
+    tanh_backward,
 )
 from cnn.fully_connected import unflatten
 
@@ -304,6 +318,46 @@ CASES = [
         r"input must be a numpy array, got list",
         id="relu_backward-input-list",
     ),
+    # ---------------------------------------------------------------- leaky_relu, sigmoid, tanh, softmax
+    pytest.param(lambda: leaky_relu(X, "0.1"), r"alpha must be a finite real number, got '0.1'", id="leaky-alpha-str"),
+    pytest.param(lambda: leaky_relu(X, np.nan), r"alpha must be a finite real number, got nan", id="leaky-alpha-nan"),
+    pytest.param(lambda: leaky_relu(X, True), r"alpha must be a finite real number, got True", id="leaky-alpha-bool"),
+    pytest.param(
+        lambda: leaky_relu_backward(z(2, 3, 5, 1), X),
+        r"grad_out has shape \(2, 3, 5, 1\), expected \(2, 3, 5, 5\)",
+        id="leaky_relu_backward-broadcastable",
+    ),
+    pytest.param(lambda: sigmoid(X.astype(np.int64)), r"input must be float32 or float64", id="sigmoid-int"),
+    pytest.param(
+        lambda: sigmoid_backward(z(1, 3, 5, 5), X),
+        r"grad_out has shape \(1, 3, 5, 5\), expected \(2, 3, 5, 5\)",
+        id="sigmoid_backward-broadcastable",
+    ),
+    pytest.param(
+        lambda: tanh_backward(X.astype(np.float32), X), r"output and grad_out must share a dtype", id="tanh-dtype"
+    ),
+    pytest.param(
+        lambda: tanh_backward(z(2, 3, 1, 5), X),
+        r"grad_out has shape \(2, 3, 1, 5\), expected \(2, 3, 5, 5\)",
+        id="tanh_backward-broadcastable",
+    ),
+    pytest.param(
+        lambda: softmax(X, 4), r"axis 4 is out of range for an input with 4 dimensions", id="softmax-axis-range"
+    ),
+    pytest.param(lambda: softmax(X, 1.0), r"axis must be an int, got 1.0", id="softmax-axis-float"),
+    pytest.param(
+        lambda: softmax_backward(z(2, 3, 5, 1), X),
+        r"grad_out has shape \(2, 3, 5, 1\), expected \(2, 3, 5, 5\)",
+        id="softmax_backward-broadcastable",
+    ),
+    # ---------------------------------------------------------------- avg_pool2d
+    pytest.param(lambda: avg_pool2d(X, 2, 1, 2), r"padding \(2, 2\) must be at most half the kernel", id="avg-pad"),
+    pytest.param(lambda: avg_pool2d(X, 6), r"pool kernel \(6, 6\) is larger than the padded input", id="avg-big"),
+    pytest.param(
+        lambda: avg_pool2d_backward(z(2, 3, 2, 1), X.shape, 2),
+        r"grad_out has shape \(2, 3, 2, 1\), expected \(2, 3, 2, 2\)",
+        id="avg_pool_backward-broadcastable",
+    ),
     # ---------------------------------------------------------------- flatten / unflatten
     pytest.param(lambda: flatten(X.astype(np.int64)), r"input must be float32 or float64", id="flatten-int"),
     pytest.param(
@@ -439,6 +493,27 @@ CASES = [
         id="MaxPool2D-backward-before-forward",
     ),
     pytest.param(lambda: ReLU().backward(G), r"ReLU.backward called before forward", id="ReLU-backward-before-forward"),
+    pytest.param(lambda: Sigmoid().backward(G), r"Sigmoid.backward called before forward", id="Sigmoid-before-forward"),
+    pytest.param(lambda: LeakyReLU("a"), r"alpha must be a finite real number", id="LeakyReLU-alpha"),
+    pytest.param(lambda: Softmax("a"), r"axis must be an int, got 'a'", id="Softmax-axis"),
+    pytest.param(
+        lambda: fwd(LeakyReLU(), X).backward(z(2, 3, 5, 1)),
+        r"grad_out has shape \(2, 3, 5, 1\), expected \(2, 3, 5, 5\)",
+        id="LeakyReLU-grad-broadcastable",
+    ),
+    pytest.param(
+        lambda: fwd(Tanh(), X).backward(z(1, 3, 5, 5)),
+        r"grad_out has shape \(1, 3, 5, 5\), expected \(2, 3, 5, 5\)",
+        id="Tanh-grad-broadcastable",
+    ),
+    pytest.param(
+        lambda: fwd(Softmax(), X).backward(X.astype(np.float32)), r"must share a dtype", id="Softmax-grad-dtype"
+    ),
+    pytest.param(
+        lambda: fwd(AvgPool2D(2), X).backward(z(2, 3, 1, 2)),
+        r"grad_out has shape \(2, 3, 1, 2\), expected \(2, 3, 2, 2\)",
+        id="AvgPool2D-grad-broadcastable",
+    ),
     pytest.param(
         lambda: Flatten().backward(z(2, 75)),
         r"Flatten.backward called before forward",
@@ -584,6 +659,14 @@ def test_every_backward_function_and_layer_is_tried_with_a_broadcastable_gradien
         "ReLU-grad",
         "Flatten-grad",
         "Dense-grad",
+        "leaky_relu_backward",
+        "sigmoid_backward",
+        "tanh_backward",
+        "softmax_backward",
+        "avg_pool_backward",
+        "LeakyReLU-grad",
+        "Tanh-grad",
+        "AvgPool2D-grad",
     ):
         assert any(i.startswith(name) and "broadcastable" in i for i in ids), name
 

@@ -18,7 +18,14 @@ from checks.case import Case
 from checks.explain.evidence import Diagnosis, Evidence, Pattern
 from checks.explain.mistakes import MISTAKES, mistaken
 from checks.explain.patterns import patterns
-from checks.geometry import ConvGeometry, DenseGeometry, ElementwiseGeometry, PoolGeometry
+from checks.geometry import (
+    ConvGeometry,
+    DenseGeometry,
+    ElementwiseGeometry,
+    LeakyReluGeometry,
+    PoolGeometry,
+    SoftmaxGeometry,
+)
 from checks.kinds import reference_subject
 from checks.pipeline.trial import Options, Trial
 from checks.tolerances import tolerances_for
@@ -69,7 +76,49 @@ def dense_case(batch=3, features=3, out=3, seed=2) -> Case:
     return Case("dense", g, inputs, _values(rng, g.output_shape, 0.1, 2.0))
 
 
-CASES = {"conv": conv_case, "maxpool": pool_case, "relu": relu_case, "dense": dense_case}
+def smooth_case(kind: str):
+    """Sigmoid or tanh on (2, 3): inputs of both signs, away from 0 and from the points where the mistaken
+    formula happens to agree."""
+
+    def case() -> Case:
+        x = np.array([[0.5, -1.25, 2.0], [-0.3, 1.75, -2.5]])
+        up = np.array([[1.5, -0.5, -1.25], [0.75, -2.0, -0.3]])
+        return Case(kind, ElementwiseGeometry((2, 3)), {"input": x}, up)
+
+    return case
+
+
+def leaky_relu_case() -> Case:
+    x = np.array([[0.5, -0.25, 0.75], [-0.5, 0.3, -0.9]])
+    up = np.array([[1.5, -0.5, -1.25], [0.75, -2.0, -0.3]])
+    return Case("leaky_relu", LeakyReluGeometry((2, 3), 0.1), {"input": x}, up)
+
+
+def softmax_case(axis: int = -1) -> Case:
+    """Two rows of four logits (over the last axis), or the same array over axis 0 (four rows of two)."""
+    rng = np.random.default_rng(3)
+    g = SoftmaxGeometry((2, 4), axis)
+    return Case("softmax", g, {"input": _values(rng, g.input_shape)}, _values(rng, g.output_shape, 0.1, 2.0))
+
+
+def avgpool_case() -> Case:
+    """Overlapping 2x2 windows with padding 1 over 4x4 images: border windows hold 1 or 2 real taps, inner 4."""
+    g = PoolGeometry(1, 2, 4, 4, (2, 2), (1, 1), (1, 1))
+    rng = np.random.default_rng(4)
+    return Case("avgpool", g, {"input": _values(rng, g.input_shape)}, _values(rng, g.output_shape, 0.1, 2.0))
+
+
+CASES = {
+    "conv": conv_case,
+    "maxpool": pool_case,
+    "relu": relu_case,
+    "dense": dense_case,
+    "sigmoid": smooth_case("sigmoid"),
+    "tanh": smooth_case("tanh"),
+    "leaky_relu": leaky_relu_case,
+    "softmax": softmax_case,
+    "avgpool": avgpool_case,
+}
 
 
 def diagnosis(factory, case: Case, name: str, spec: LayerSpec | None = None) -> Diagnosis:
@@ -114,6 +163,20 @@ def test_each_known_mistake_is_named_on_a_layer_that_makes_it(mistake):
     assert found.matches[0].formula == mistake.formula and found.matches[0].source == "mistakes"
 
 
+def test_softmax_mistakes_are_named_over_another_axis_too():
+    for name in ("softmax_diagonal_only", "softmax_passes_upstream", "softmax_first_entry_only"):
+        found = diagnosis(mistaken(name), softmax_case(axis=0), "input")
+        assert [m.mistake for m in found.matches] == [name], found.render_lines()
+
+
+def test_the_two_avgpool_divisor_mistakes_are_told_apart_where_windows_hold_different_tap_counts():
+    for name, other in (("avgpool_excludes_padding", 4.0), ("avgpool_forgets_divisor", None)):
+        found = diagnosis(mistaken(name), avgpool_case(), "input")
+        assert [m.mistake for m in found.matches] == [name], found.render_lines()
+        scale = [p.value for p in found.patterns if p.name == "scale"]
+        assert scale == ([pytest.approx(4.0)] if other is None else []), found.render_lines()
+
+
 def test_stride_ignored_is_named_on_the_weight_gradient_too():
     found = diagnosis(mistaken("stride_ignored"), conv_case(), "weight")
     assert found.mistake == "stride_ignored"
@@ -121,6 +184,7 @@ def test_stride_ignored_is_named_on_the_weight_gradient_too():
 
 GRADIENTS = [("conv", "input"), ("conv", "weight"), ("conv", "bias"), ("maxpool", "input"), ("relu", "input")]
 GRADIENTS += [("dense", "input"), ("dense", "weight"), ("dense", "bias")]
+GRADIENTS += [(kind, "input") for kind in ("sigmoid", "tanh", "leaky_relu", "softmax", "avgpool")]
 
 
 @pytest.mark.parametrize(("kind", "name"), GRADIENTS)

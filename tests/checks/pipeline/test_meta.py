@@ -5,8 +5,8 @@
   ties and zeros, subgradient membership alone (no oracle at all). ``find`` searches generated cases
   (restricted to those the mistake applies to) for one the verdict fails, on the right property.
 - Valid alternatives pass at kinks: last-max routing and an even split among tied maxima (and the
-  reference's first-max), any ReLU slope in [0, 1] at exact zeros; sending the full gradient to every
-  tied maximum, or a slope outside [0, 1], fails.
+  reference's first-max), any ReLU slope in [0, 1] and any leaky ReLU slope in [alpha, 1] at exact zeros;
+  sending the full gradient to every tied maximum, or a slope outside those intervals, fails.
 - The structural properties catch what they are for: a backward not linear in G, a non-deterministic
   backward, a forward writing into its input, a backward writing into G, a layer that prints; and
   oracle agreement fails when finite differences of the layer's forward disagree with PyTorch.
@@ -25,7 +25,7 @@ from checks.explain.mistakes import MISTAKES, Mistake, mistaken
 from checks.findings import PASS, SKIP
 from checks.geometry import PoolGeometry
 from checks.oracles.kinks import pool_argmax_sets
-from checks.strategies import cases, conv_geometries, dense_geometries, pool_geometries
+from checks.strategies import cases, conv_geometries, dense_geometries, pool_geometries, softmax_geometries
 
 
 def search_budget(max_examples: int) -> settings:
@@ -49,10 +49,12 @@ GEOMETRIES = {
     "conv": conv_geometries(batch=(1, 3), kernel=(1, 3), output=(1, 3), bias=True),
     "maxpool": pool_geometries(kernel=(2, 3), stride=(1, 2)),
     "dense": dense_geometries(batch=(1, 3), features_ndim=1, side=(1, 4), out_features=(1, 4), bias=True),
+    "avgpool": pool_geometries(kernel=(2, 3), stride=(1, 2)),
+    "softmax": softmax_geometries(side=(1, 4)),
 }
 # Cost: the valid-alternative tests run every property, finite differences included, on each case.
 TIED_POOLS = pool_geometries(output=(1, 3))
-KINK_MODE = {"maxpool": "ties", "relu": "zeros"}
+KINK_MODE = {"maxpool": "ties", "relu": "zeros", "leaky_relu": "zeros"}
 """The value mode that puts a kind at its kinks (for the subgradient verdict)."""
 ONLY_AT_KINKS = {"route_to_all_ties"}
 """Mistakes that only exist at a tie: no oracle but subgradient membership ever sees them."""
@@ -194,6 +196,48 @@ def test_a_relu_slope_outside_0_1_at_exact_zeros_fails(slope: float, judge) -> N
     assert judge(case, factory).caught("grad_input", "subgradient")
 
 
+class LeakySlopeAtZero:
+    """Leaky ReLU with dX = G where X > 0, alpha * G where X < 0, and ``slope(alpha) * G`` where X == 0."""
+
+    def __init__(self, case: Case, slope) -> None:
+        self.alpha = case.geometry.alpha
+        self.slope = slope(self.alpha)
+
+    def forward(self, inputs):
+        self.x = inputs["input"]
+        return cnn.leaky_relu(self.x, self.alpha)
+
+    def backward(self, upstream):
+        mask = np.where(self.x > 0, 1.0, np.where(self.x < 0, self.alpha, self.slope))
+        return {"input": (upstream * mask).astype(upstream.dtype)}
+
+
+VALID_LEAKY_SLOPES = {"alpha": lambda a: a, "midway": lambda a: (a + 1) / 2, "one": lambda a: 1.0}
+INVALID_LEAKY_SLOPES = {"zero": lambda a: 0.0, "below_alpha": lambda a: a / 2, "above_one": lambda a: 1.5}
+
+
+@pytest.mark.parametrize("slope", list(VALID_LEAKY_SLOPES))
+@given(case=cases("leaky_relu", mode=st.sampled_from(["zeros", "ties"])))
+def test_any_leaky_relu_slope_between_alpha_and_1_passes_at_exact_zeros(slope: str, case: Case, judge) -> None:
+    verdict = judge(case, lambda c: LeakySlopeAtZero(c, VALID_LEAKY_SLOPES[slope]))
+    assert not verdict.failures, verdict.explain()
+    if verdict.trial.at_kink:
+        event("exact zero: judged by subgradient membership")
+        assert verdict.statuses("grad_input", "subgradient") == {PASS}, verdict.explain(verdict.findings)
+
+
+@pytest.mark.parametrize("slope", list(INVALID_LEAKY_SLOPES))
+def test_a_leaky_relu_slope_outside_alpha_1_at_exact_zeros_fails(slope: str, judge) -> None:
+    factory = lambda c: LeakySlopeAtZero(c, INVALID_LEAKY_SLOPES[slope])  # noqa: E731
+    case = find(
+        cases("leaky_relu", mode="zeros"),
+        lambda c: judge(c, factory).caught("grad_input", "subgradient"),
+        settings=SEARCH,
+    )
+    verdict = judge(case, factory)
+    assert verdict.caught("grad_input", "subgradient") and "X == 0" in verdict.about("grad_input")[0].message
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Structural properties.
 # ---------------------------------------------------------------------------------------------------------
@@ -236,7 +280,9 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("kind", ["conv", "maxpool", "relu", "dense"])
+@pytest.mark.parametrize(
+    "kind", ["conv", "maxpool", "relu", "dense", "sigmoid", "tanh", "leaky_relu", "softmax", "avgpool"]
+)
 @pytest.mark.parametrize("broken", list(BROKEN))
 def test_the_structural_properties_catch_what_they_are_for(broken: str, kind: str, judge, tweak) -> None:
     forward, backward, prop = BROKEN[broken]

@@ -2,7 +2,9 @@
 
 One parametrised test drives every layer kind, value mode and dtype through the same pipeline (a Trial
 and every property): no FAIL may come out, and the right verdicts must have judged: exact PyTorch and
-finite differences away from kinks, subgradient membership at exact ties and zeros. Then each conv
+finite differences away from kinks, subgradient membership at exact ties and zeros (ReLU, leaky ReLU,
+max-pool). The smooth kinds (sigmoid, tanh, softmax, also over another axis) run on "mixed" values too,
+whose large magnitudes saturate them. Then each conv
 backward identity on its own against each oracle on its own, and the end-to-end network on every one
 of its parameters.
 
@@ -28,10 +30,10 @@ from checks.geometry import ConvGeometry, DenseGeometry, LossGeometry, NetworkGe
 from checks.kinds import reference_subject
 from checks.oracles import torch_oracle
 from checks.oracles.kinks import pool_argmax_sets
-from checks.strategies import cases, conv_geometries, network_geometries
+from checks.strategies import cases, conv_geometries, network_geometries, softmax_geometries
 
 F64, F32 = np.dtype(np.float64), np.dtype(np.float32)
-KINKED = ("relu", "maxpool")
+KINKED = ("relu", "maxpool", "leaky_relu")
 """Kinds whose input gradient is judged by subgradient membership at an exact tie or zero."""
 
 
@@ -42,9 +44,11 @@ class Plan(NamedTuple):
     mode: str
     dtype: np.dtype
     geometries: st.SearchStrategy | None = None
+    label: str = ""
+    """Tells apart plans of one kind, mode and dtype that draw other geometries (e.g. "axis1")."""
 
     def __str__(self) -> str:
-        return f"{self.kind}-{self.mode}-{self.dtype.name}"
+        return "-".join(part for part in (self.kind, self.label, self.mode, self.dtype.name) if part)
 
     def cases(self) -> st.SearchStrategy[Case]:
         return cases(self.kind, self.geometries, mode=self.mode, dtype=self.dtype)
@@ -67,6 +71,10 @@ PLANS = [
     Plan("softmax_ce", "separated", F64),
     Plan("softmax_ce", "mixed", F64),
     Plan("network", "separated", F64, NETWORK),
+    *(Plan(kind, "separated", dtype) for kind in ("sigmoid", "tanh", "softmax", "avgpool") for dtype in (F64, F32)),
+    *(Plan(kind, "mixed", F64) for kind in ("sigmoid", "tanh", "softmax", "avgpool")),
+    Plan("softmax", "separated", F64, softmax_geometries(ndim=(3, 4), axis=1), "axis1"),
+    *(Plan("leaky_relu", mode, dtype) for dtype in (F64, F32) for mode in ("separated", "zeros", "ties")),
 ]
 
 
@@ -112,8 +120,8 @@ def assert_the_right_verdicts_judged(verdict) -> None:
 def _describe_coverage(case: Case) -> None:
     g = case.geometry
     if isinstance(g, PoolGeometry):
-        event("maxpool: overlapping windows" if g.overlapping else "maxpool: non-overlapping windows")
-        event(f"maxpool: padding {'> 0' if max(g.padding) else '0'}")
+        event(f"{case.kind}: overlapping windows" if g.overlapping else f"{case.kind}: non-overlapping windows")
+        event(f"{case.kind}: padding {'> 0' if max(g.padding) else '0'}")
     if isinstance(g, ConvGeometry):
         event(f"conv: stride {'> 1' if max(g.stride) > 1 else '1'}, padding {'> 0' if max(g.padding) else '0'}")
     if isinstance(g, DenseGeometry | ConvGeometry):

@@ -24,8 +24,10 @@ from checks.geometry import (
     DenseGeometry,
     ElementwiseGeometry,
     FlattenGeometry,
+    LeakyReluGeometry,
     LossGeometry,
     PoolGeometry,
+    SoftmaxGeometry,
 )
 from checks.kinds import NAMES as KINDS
 from checks.strategies import (
@@ -37,10 +39,12 @@ from checks.strategies import (
     dense_geometries,
     elementwise_geometries,
     flatten_geometries,
+    leaky_relu_geometries,
     loss_geometries,
     network_geometries,
     parameters,
     pool_geometries,
+    softmax_geometries,
     upstream,
     values,
 )
@@ -102,6 +106,26 @@ def test_every_dense_geometry_runs_in_dense_with_its_output_shape(g):
 def test_every_elementwise_and_flatten_geometry_runs_with_its_output_shape(relu_g, flat_g):
     assert cnn.relu(np.zeros(relu_g.input_shape)).shape == relu_g.output_shape
     assert cnn.flatten(np.zeros(flat_g.input_shape)).shape == flat_g.output_shape
+
+
+@given(leaky_relu_geometries(), softmax_geometries(ndim=(3, 4), axis=1), pool_geometries())
+def test_every_leaky_relu_softmax_and_avg_pool_geometry_runs_with_its_output_shape(leaky, soft, pool):
+    assert cnn.leaky_relu(np.zeros(leaky.input_shape), leaky.alpha).shape == leaky.output_shape
+    assert 0.01 <= leaky.alpha <= 0.3
+    assert cnn.softmax(np.zeros(soft.input_shape), soft.axis).shape == soft.output_shape and soft.axis == 1
+    assert cnn.avg_pool2d(np.zeros(pool.input_shape), pool.kernel, pool.stride, pool.padding).shape == pool.output_shape
+
+
+@given(leaky_relu_geometries(alpha=0.125), leaky_relu_geometries(alpha=(0.0, 0.5)), softmax_geometries(axis=-2))
+def test_a_fixed_slope_and_axis_stay_fixed_and_a_slope_range_is_kept(fixed, ranged, soft):
+    assert fixed.alpha == 0.125
+    assert 0.0 <= ranged.alpha <= 0.5 and str(ranged.alpha) != "-0.0"
+    assert soft.axis == -2
+
+
+def test_the_slope_bounds_are_reachable():
+    reachable(leaky_relu_geometries(), lambda g: g.alpha == 0.01)
+    reachable(leaky_relu_geometries(), lambda g: 0.25 < g.alpha <= 0.3)
 
 
 @given(cases("network"))
@@ -276,6 +300,8 @@ MINIMAL = [
     (flatten_geometries(), FlattenGeometry((1, 1))),
     (dense_geometries(), DenseGeometry(1, (1,), 1, False)),
     (loss_geometries(), LossGeometry(1, 2)),
+    (leaky_relu_geometries(), LeakyReluGeometry((1, 1), 0.01)),
+    (softmax_geometries(), SoftmaxGeometry((1, 1), -1)),
 ]
 
 
@@ -486,7 +512,15 @@ INVALID = [
     (lambda: values((2,), np.int32), "expected float32 or float64"),
     (lambda: values("ab"), "shape='ab': expected a tuple of non-negative ints"),
     (lambda: upstream((2,), np.float16), "expected float32 or float64"),
-    (lambda: cases("softmax"), "kind='softmax': expected one of"),
+    (lambda: cases("softmax_loss"), "kind='softmax_loss': expected one of"),
+    (lambda: leaky_relu_geometries(alpha=(0.3, 0.1)), "alpha=(0.3, 0.1): min 0.3 is larger than max 0.1"),
+    (lambda: leaky_relu_geometries(alpha=1.0), "alpha=1.0: a leaky ReLU's negative slope lies in [0, 1)"),
+    (lambda: leaky_relu_geometries(alpha=(-0.1, 0.2)), "alpha=(-0.1, 0.2): a leaky ReLU's negative slope lies in"),
+    (lambda: leaky_relu_geometries(alpha="small"), "alpha='small': expected a number (fixed) or an inclusive"),
+    (lambda: leaky_relu_geometries(alpha=float("nan")), "alpha=nan: expected a number"),
+    (lambda: softmax_geometries(axis=2), "axis=2: not an axis of the smallest shape the bounds allow (2 dimensions)"),
+    (lambda: softmax_geometries(ndim=3, axis=-4), "needs -3 <= axis < 3"),
+    (lambda: softmax_geometries(axis=1.0), "axis=1.0: expected an int"),
     (lambda: cases("relu", mode="bogus"), "mode='bogus': expected one of"),
     (lambda: cases("relu", mode=3), "mode=3: expected a mode name or a strategy"),
     (lambda: cases("relu", geometries=ElementwiseGeometry((1, 1))), "expected a hypothesis strategy"),
