@@ -1,7 +1,9 @@
 """Grading benchmark: generate N seed-style submissions and grade them with 1 job and with 2.
 
 Run ``python -m benchmarks.grade_bench`` (options: ``--count 40``, ``--max-examples 25``, ``--jobs 1,2``,
-``--timeout 120``, ``--keep DIR`` to keep the generated submissions and the outputs).
+``--timeout 120``, ``--keep DIR`` to keep the generated submissions and the outputs, ``--dask 1,2`` to grade
+them on a local dask cluster too, in the same run: a ``distributed.LocalCluster`` of 1 worker process, then of
+2, each with one thread, as ``grade --dask ADDRESS`` would use a remote one; its start-up is not in the wall).
 
 Each generated submission is one ``layers.py`` with four loop-based seed-article classes (ConvLayer,
 MaxPoolLayer, ReLULayer, FullyConnectedLayer). Submission i is correct when i % 4 == 0; otherwise one of
@@ -15,6 +17,7 @@ printed too: other work on the machine slows the parallel run most.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -172,8 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per check (default 120)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the outputs there")
+    parser.add_argument(
+        "--dask",
+        default="",
+        metavar="WORKERS",
+        help="worker counts of local dask clusters to grade on as well (e.g. 1,2; needs the dask extra)",
+    )
     args = parser.parse_args(argv)
     jobs_list = [int(j) for j in args.jobs.split(",") if j.strip()]
+    dask_list = [int(w) for w in args.dask.split(",") if w.strip()]
+    runs = [(f"pool jobs={j}", j, None) for j in jobs_list] + [(f"dask workers={w}", None, w) for w in dask_list]
 
     from checks.front.grade import grade
 
@@ -187,18 +198,22 @@ def main(argv: list[str] | None = None) -> int:
             f"4 layers each; max_examples {args.max_examples}, seed {args.seed}; {os.cpu_count()} CPUs"
         )
         walls = []
-        for jobs in jobs_list:
+        verdicts = []
+        for label, jobs, workers in runs:
             load_before = _load()
-            summary = grade(
-                subs,
-                ["conv", "maxpool", "relu", "dense"],
-                out_dir=root / f"out_jobs{jobs}",
-                jobs=jobs,
-                seed=args.seed,
-                max_examples=args.max_examples,
-                timeout=args.timeout,
-            )
+            with _cluster(workers) as address:
+                summary = grade(
+                    subs,
+                    ["conv", "maxpool", "relu", "dense"],
+                    out_dir=root / f"out_{label.replace(' ', '_').replace('=', '')}",
+                    jobs=jobs,
+                    seed=args.seed,
+                    max_examples=args.max_examples,
+                    timeout=args.timeout,
+                    dask=address,
+                )
             walls.append(summary.wall_seconds)
+            verdicts.append([(r.submission, r.layer, r.status, r.reason, r.score) for r in summary.rows])
             per_submission = {}
             for r in summary.rows:
                 per_submission[r.submission] = per_submission.get(r.submission, 0.0) + r.seconds
@@ -206,17 +221,33 @@ def main(argv: list[str] | None = None) -> int:
             wrong = [r.submission for r in summary.rows if (r.status == "passed") == (made[r.submission] == r.layer)]
             counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
             print(
-                f"jobs={jobs}: total wall {summary.wall_seconds:.1f} s; per submission median "
+                f"{label}: total wall {summary.wall_seconds:.1f} s; per submission median "
                 f"{statistics.median(per_submission.values()):.2f} s (min {min(per_submission.values()):.2f}, "
                 f"max {max(per_submission.values()):.2f}); slowest check {slowest.submission} {slowest.layer} "
                 f"{slowest.seconds:.1f} s; {counts}; load before: {load_before}"
             )
             if wrong:
                 print(f"  unexpected verdicts in: {', '.join(sorted(set(wrong)))}")
-        for jobs, wall in zip(jobs_list[1:], walls[1:], strict=True):
-            print(f"speed-up jobs={jobs} over jobs={jobs_list[0]}: {walls[0] / wall:.2f}x")
+        for (label, _, _), wall in zip(runs[1:], walls[1:], strict=True):
+            print(f"speed-up {label} over {runs[0][0]}: {walls[0] / wall:.2f}x")
+        print("walls: " + ", ".join(f"{label} {wall:.1f} s" for (label, _, _), wall in zip(runs, walls, strict=True)))
+        if any(v != verdicts[0] for v in verdicts[1:]):
+            print("  the runs' verdicts differ (they must not: same seed)")
         print(f"load average at the end: {_load()}")
     return 0
+
+
+@contextlib.contextmanager
+def _cluster(workers: int | None):
+    """The scheduler address of a local dask cluster of ``workers`` single-threaded worker processes for
+    the block (None: no cluster, the local process pool)."""
+    if workers is None:
+        yield None
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
 
 
 if __name__ == "__main__":

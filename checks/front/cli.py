@@ -235,8 +235,67 @@ def _grade_parser(sub: Any) -> None:
         metavar="MB",
         help=f"memory one call into a layer may allocate, in MiB ({grade.DEFAULT_MEMORY // MiB})",
     )
+    grading.add_argument(
+        "--format",
+        action="append",
+        choices=grade.FORMATS,
+        dest="formats",
+        help="what to write besides summary.csv/json and reports/ (always written): gradescope adds "
+        "Gradescope's results.json (one submission) or gradescope/SUBMISSION.json (several); repeatable",
+    )
+    grading.add_argument(
+        "--rubric",
+        metavar="FILE",
+        help="points per layer and property, a .toml or .json file (default: 10 a layer, split over its "
+        "properties; see checks/front/gradescope.py)",
+    )
+    grading.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="grade only part I of N of the submissions (round robin over their sorted names; needs --seed); "
+        "merge the parts with grade-merge",
+    )
+    grading.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the checks on the workers of the dask.distributed scheduler at ADDRESS (tcp://host:8786) "
+        "instead of --jobs local processes (pip install 'cnn-gradcheck[dask]')",
+    )
     grading.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     grading.set_defaults(run=run_grade)
+    _grade_merge_parser(sub)
+
+
+def _grade_merge_parser(sub: Any) -> None:
+    merging = sub.add_parser(
+        "grade-merge",
+        help="merge the outputs of the shards of one grading run (grade --shard I/N)",
+        description="Combine the output folders of every shard of one grading run into one summary, the one "
+        "grading every submission at once with the same seed writes (up to the timings); refuses shards with "
+        "other settings or seeds, overlapping shards and a missing shard.",
+    )
+    merging.add_argument("shards", metavar="SHARD_OUT", nargs="+", help="the --out folder of each shard")
+    merging.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the merged output")
+    merging.add_argument(
+        "--format",
+        action="append",
+        choices=grade.FORMATS,
+        dest="formats",
+        help="also write Gradescope's results (gradescope); repeatable",
+    )
+    merging.add_argument("--quiet", "-q", action="store_true", help="print only the one-line summary")
+    merging.set_defaults(run=run_grade_merge)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """argparse type of --shard: 'I/N' -> (I, N), 1 <= I <= N."""
+    index, sep, count = text.partition("/")
+    if sep and index.strip().isdigit() and count.strip().isdigit():
+        i, n = int(index), int(count)
+        if 1 <= i <= n:
+            return i, n
+    raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N (e.g. 1/4), got {text!r}")
 
 
 # -- check ----------------------------------------------------------------------------------------
@@ -389,7 +448,11 @@ def run_grade(args: argparse.Namespace) -> int:
     def show(done: int, total: int, row: grade.Row) -> None:
         print(f"[{done}/{total}] {row.submission} {row.layer}: {row.status} ({row.seconds:.1f} s)", file=sys.stderr)
 
+    from checks.front import gradescope
+
+    formats = args.formats or ["summary"]
     try:
+        rubric = gradescope.load_rubric(args.rubric) if args.rubric else None
         summary = grade.grade(
             args.submissions,
             layers,
@@ -401,16 +464,48 @@ def run_grade(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             memory_bytes=int(args.memory * MiB),
             progress=None if args.quiet else show,
+            rubric=rubric,
+            formats=formats,
+            shard=args.shard,
+            dask=args.dask,
         )
-    except grade.GradeError as exc:
+    except (grade.GradeError, gradescope.RubricError) as exc:
         print(f"{PROG} grade: {exc}", file=sys.stderr)
         return Exit.UNUSABLE
     print(summary.render_table())
-    counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
-    print(
-        f"{len(summary.rows)} checks ({counts}) in {summary.wall_seconds:.1f} s with {summary.jobs} jobs; "
-        f"wrote {Path(args.out) / 'summary.csv'}, summary.json and reports/"
+    print(_grade_line(summary, args.out))
+    return Exit.INTERNAL if summary.counts.get("internal") else Exit.OK
+
+
+def _grade_line(summary: grade.Summary, out: str) -> str:
+    """The closing line of grade and grade-merge: counts, points, wall time, what was written."""
+    counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items()) or "none"
+    points = sum(r.score for r in summary.rows), sum(r.max_score for r in summary.rows)
+    where = f"on dask {summary.runner['dask']} ({summary.jobs} threads)" if "dask" in summary.runner else ""
+    where = where or f"with {summary.jobs} jobs"
+    part = f"shard {summary.shard['index']}/{summary.shard['count']}: " if summary.shard else ""
+    wrote = f"wrote {Path(out) / 'summary.csv'}, summary.json and reports/"
+    if "gradescope" in summary.formats:
+        single = len({r.submission for r in summary.rows}) == 1
+        wrote += ", results.json" if single else ", gradescope/"
+    return (
+        f"{part}{len(summary.rows)} checks ({counts}), {points[0]:.2f} of {points[1]:.2f} points, in "
+        f"{summary.wall_seconds:.1f} s {where}; {wrote}"
     )
+
+
+def run_grade_merge(args: argparse.Namespace) -> int:
+    """``cnn-gradcheck grade-merge``: merge the shards' outputs, print the table, return the exit status."""
+    from checks.front import shards
+
+    try:
+        summary = shards.merge(args.out, args.shards, formats=args.formats or ["summary"])
+    except grade.GradeError as exc:
+        print(f"{PROG} grade-merge: {exc}", file=sys.stderr)
+        return Exit.UNUSABLE
+    if not args.quiet:
+        print(summary.render_table())
+    print(f"merged {len(args.shards)} shards: " + _grade_line(summary, args.out))
     return Exit.INTERNAL if summary.counts.get("internal") else Exit.OK
 
 

@@ -2,7 +2,11 @@
 
 cnn-gradcheck grade SUBMISSIONS_DIR [--layer KIND=Class[,Other] | --layer KIND=file.py:Class | --kind KIND]...
                     [--preset seed] --out DIR [--jobs N] [--seed N] [--max-examples N] [--timeout S] [--memory MB]
-(the command line is checks.front.cli's; this module is what it runs)
+                    [--format summary|gradescope]... [--rubric FILE] [--shard I/N] [--dask ADDRESS]
+cnn-gradcheck grade-merge SHARD_OUT... --out DIR [--format gradescope]
+(the command line is checks.front.cli's; this module is what it runs; checks.front.gradescope scores the
+rows and writes Gradescope's results.json, checks.front.shards splits a run and merges the parts,
+checks.front.cluster runs the checks on a dask.distributed cluster instead of the local process pool)
 
 Submissions: every folder (one per student) and every ``.py`` file (a single-file submission) directly in
 SUBMISSIONS_DIR, hidden entries and ``__pycache__`` left out; any other entry (a symlink, a FIFO, a device)
@@ -25,11 +29,16 @@ row's status, never as the end of the run. Unless ``seed`` is given, a secret se
 Output (``--out DIR``: a new or empty folder outside SUBMISSIONS_DIR; every file is written atomically and
 never through a symlink):
 - summary.csv and summary.json: one row per (submission, layer), sorted: submission, layer, target,
-  status (passed / failed / timeout / memory / crashed / error / internal / missing / refused), the verdict
+  status (passed / failed / not_judged / timeout / memory / crashed / error / internal / missing / refused), the verdict
   of each property, the diagnosis of each failing gradient ("grad_bias: bias_grad_wrong_axes"), the reason,
-  and ``seconds``. Given the seed, everything but ``seconds`` and the ``run`` section of summary.json
-  (start time, wall time, jobs) is the same from run to run;
-- reports/SUBMISSION.json (every layer's report) and reports/SUBMISSION.txt (the rendered reports).
+  and ``seconds``; then ``score`` and ``max_score`` (points from the rubric, checks.front.gradescope) and
+  ``error`` (the message of the first failing structural finding: the layer raised, exited, hung, printed,
+  mutated an array, was not deterministic...). Given the seed, everything but ``seconds`` and the ``run``
+  section of summary.json (start time, wall time, jobs, where it ran) is the same from run to run, with
+  any number of jobs, on the local pool or on a dask cluster; a shard's summary also has a ``shard`` section;
+- reports/SUBMISSION.json (every layer's report) and reports/SUBMISSION.txt (the rendered reports);
+- with ``--format gradescope``: results.json (Gradescope's format) when one submission was graded (the
+  Gradescope case: one submission per container), else gradescope/SUBMISSION.json for each.
 
 Exit status of ``cnn-gradcheck grade``: 0 the grading ran (whatever the verdicts), 2 the command line or
 the submissions folder could not be used, 3 a check ended in an internal error of cnn-gradcheck.
@@ -58,6 +67,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from checks.front import gradescope
 from checks.job import CALL_SECONDS, IMPORT_SECONDS, Job
 from checks.settings import DEFAULT_MAX_EXAMPLES, ORACLES
 
@@ -72,8 +82,21 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_MEMORY = 2 * 1024**3
 MAX_SOURCE = 512 * 1024  # bytes of one file parsed to find a class; a larger file is searched as text
 SUMMARY_SCHEMA = "cnn-gradcheck-grade/1"
-STATUSES = ("passed", "failed", "timeout", "memory", "crashed", "error", "internal", "missing", "refused")
+STATUSES = (
+    "passed",
+    "failed",
+    "not_judged",
+    "timeout",
+    "memory",
+    "crashed",
+    "error",
+    "internal",
+    "missing",
+    "refused",
+)
 TIMING_FIELDS = ("seconds",)  # per row; plus the top-level "run" section of summary.json
+FORMATS = ("summary", "gradescope")  # summary.csv/json and reports/ are always written
+MAX_ERROR = 500  # characters of the error column
 RETRIES = 1  # a row whose checker process died is run once more in a fresh one before it is "internal"
 
 
@@ -284,7 +307,8 @@ def locate(submission: Submission, choice: LayerChoice) -> Located:
 @dataclass
 class Row:
     """One (submission, layer) check. properties: property -> its status (pass / fail / skip /
-    inconclusive); diagnosis: "prop: mistake" for each failing gradient with a named mistake."""
+    inconclusive); diagnosis: "prop: mistake" for each failing gradient with a named mistake; score and
+    max_score: its points (the rubric's); error: the first failing structural finding's message."""
 
     submission: str
     layer: str
@@ -294,6 +318,9 @@ class Row:
     properties: dict[str, str] = field(default_factory=dict)
     diagnosis: str = ""
     seconds: float = 0.0
+    score: float = 0.0
+    max_score: float = 0.0
+    error: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -353,6 +380,24 @@ def _diagnosis(report: dict | None) -> str:
     return "; ".join(parts)
 
 
+def _error(report: dict | None) -> str:
+    """The message of the first failing structural finding in report order: a finding of a structural
+    property (linearity, determinism, no_mutation, quiet), or one that says the layer itself failed (it
+    raised, exited, hung, ran out of memory, returned None or a wrong shape: a ``cause``); "" if none."""
+    from checks.pipeline.properties import STRUCTURAL  # numpy: not at import (--help stays fast)
+
+    for prop in (report or {}).get("properties") or []:
+        if not isinstance(prop, dict):
+            continue
+        for finding in prop.get("findings") or []:
+            if not isinstance(finding, dict) or finding.get("status") != "fail":
+                continue
+            if finding.get("cause") or prop.get("property") in STRUCTURAL:
+                message = " ".join(str(finding.get("message") or "").split())
+                return message if len(message) <= MAX_ERROR else message[: MAX_ERROR - 3] + "..."
+    return ""
+
+
 def _row(submission: Submission, choice: LayerChoice, target: str, result: Result) -> Row:
     props = {
         str(p.get("property")): str(p.get("status"))
@@ -369,6 +414,7 @@ def _row(submission: Submission, choice: LayerChoice, target: str, result: Resul
         props,
         _diagnosis(result.report),
         result.seconds,
+        error=_error(result.report),
     )
 
 
@@ -388,6 +434,9 @@ class Summary:
     jobs: int = 1
     started: str = ""
     submissions: dict[str, dict] = field(default_factory=dict)
+    shard: dict[str, Any] | None = None
+    formats: tuple[str, ...] = ("summary",)
+    runner: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -419,24 +468,32 @@ class Summary:
         return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "schema": SUMMARY_SCHEMA,
             "settings": self.settings,
             "properties": self.properties,
             "counts": self.counts,
             "rows": [r.to_dict() for r in self.rows],
             "submissions": self.submissions,
-            "run": {"started": self.started, "wall_seconds": round(self.wall_seconds, 3), "jobs": self.jobs},
         }
+        if self.shard is not None:
+            data["shard"] = self.shard
+        run = {"started": self.started, "wall_seconds": round(self.wall_seconds, 3), "jobs": self.jobs}
+        data["run"] = {**run, **self.runner}
+        return data
 
     def to_csv(self) -> str:
         props = self.properties
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["submission", "layer", "target", "status", *props, "diagnosis", "reason", "seconds"])
+        head = ["submission", "layer", "target", "status", *props, "diagnosis", "reason", "seconds"]
+        writer.writerow([*head, "score", "max_score", "error"])
         for r in self.rows:
             cells = [r.submission, r.layer, r.target, r.status, *(r.properties.get(p, "") for p in props)]
-            writer.writerow([_cell(c) for c in [*cells, r.diagnosis, r.reason]] + [f"{r.seconds:.2f}"])
+            points = [f"{r.score:.2f}", f"{r.max_score:.2f}"]
+            writer.writerow(
+                [_cell(c) for c in [*cells, r.diagnosis, r.reason]] + [f"{r.seconds:.2f}", *points, _cell(r.error)]
+            )
         return buffer.getvalue()
 
     def render_table(self) -> str:
@@ -534,6 +591,35 @@ def write_outputs(summary: Summary) -> None:
         document = {"submission": name, "settings": summary.settings, "layers": layers}
         _write(reports, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
         _write(reports, f"{safe[name]}.txt", "\n".join(texts) + "\n")
+    if "gradescope" in summary.formats:
+        found = {key: {"report": result.report, "where": result.where} for key, result in summary.results.items()}
+        write_gradescope(out, summary.rows, found, summary.settings)
+
+
+def write_gradescope(
+    out: Path, rows: Sequence[Row], entries: Mapping[tuple[str, str], dict | None], settings: Mapping[str, Any]
+) -> None:
+    """Gradescope's results.json in ``out`` when ``rows`` are one submission's (a Gradescope run), else
+    gradescope/SUBMISSION.json for each submission; ``entries``: (submission, layer) -> {"report": its
+    report dict, "where": where it hung or crashed}, as reports/SUBMISSION.json holds them."""
+    rubric = gradescope.Rubric.from_dict(settings["rubric"])
+    by_submission: dict[str, list[Row]] = {}
+    for r in rows:
+        by_submission.setdefault(r.submission, []).append(r)
+    documents = {}
+    for name, mine in by_submission.items():
+        extra = {"schema": SUMMARY_SCHEMA, "submission": name, "seed": settings.get("seed")}
+        found = {r.layer: entries.get((name, r.layer)) for r in mine}
+        documents[name] = gradescope.results(name, mine, found, rubric, extra=extra)
+    if len(documents) == 1:
+        (document,) = documents.values()
+        _write(out, "results.json", json.dumps(document, indent=2) + "\n")
+        return
+    folder = out / "gradescope"
+    folder.mkdir()
+    safe = _safe_names(list(documents))
+    for name, document in documents.items():
+        _write(folder, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -554,6 +640,10 @@ def grade(
     call_seconds: float | None = CALL_SECONDS,
     import_seconds: float | None = IMPORT_SECONDS,
     progress: Callable[[int, int, Row], None] | None = None,
+    rubric: gradescope.Rubric | None = None,
+    formats: Sequence[str] = ("summary",),
+    shard: tuple[int, int] | None = None,
+    dask: str | None = None,
 ) -> Summary:
     """Grade every submission in ``submissions_dir`` and write the summary and reports to ``out_dir``.
 
@@ -563,14 +653,32 @@ def grade(
     (default: a secret one drawn for this run, recorded in the summary). timeout: wall-clock seconds per
     check; memory_bytes: what one call into a layer may allocate; oracles, call_seconds (the limit of each
     call into the layer) and import_seconds (of importing a submission's module): as for a check's Job.
-    progress(done, total, row): called as each check ends (from the calling thread).
+    progress(done, total, row): called as each check ends (from the calling thread). rubric: the points
+    (default: checks.front.gradescope's default split, 10 points a layer). formats: "summary" (always
+    written) and "gradescope" (results.json). shard (i, n): grade only the i-th of n parts of the
+    submissions (checks.front.shards; needs ``seed``). dask: a dask.distributed scheduler's address: the
+    checks run on its workers instead of ``jobs`` local processes (checks.front.cluster).
     """
     subs, out = Path(submissions_dir), Path(out_dir)
     _check_folders(subs, out)
     choices = layer_choices(layers)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise GradeError(f"--format {', '.join(unknown)}: expected {' or '.join(FORMATS)}")
+    try:
+        rubric = (rubric or gradescope.Rubric()).for_layers([c.kind for c in choices])
+    except gradescope.RubricError as exc:
+        raise GradeError(str(exc)) from None
+    if shard is not None and seed is None:
+        raise GradeError("--shard needs --seed: every shard must check with the same seed for the parts to merge")
     submissions = discover(subs)
     if not submissions:
         raise GradeError(f"{submissions_dir}: no submissions (folders or .py files) found")
+    shard_record = None
+    if shard is not None:
+        from checks.front import shards
+
+        submissions, shard_record = shards.select(submissions, *shard)
     jobs = max(1, jobs or os.cpu_count() or 1)
     seed = secrets.randbelow(2**31) if seed is None else seed
     from checks.sandbox.worker import sandbox
@@ -584,6 +692,7 @@ def grade(
         "memory_bytes": memory_bytes,
         "extra": _extra(oracles, call_seconds, import_seconds),
         "sandbox": sandbox().reason,
+        "rubric": rubric.to_dict(),
     }
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -591,7 +700,14 @@ def grade(
     rows: list[Row] = []
     results: dict[tuple[str, str], Result] = {}
     staging = Path(tempfile.mkdtemp(prefix="cnn-gradcheck-grade-"))
+    connection = None
+    runner: dict[str, Any] = {}
     try:
+        if dask is not None:
+            from checks.front import cluster
+
+            connection = cluster.connect(dask)  # GradeError: no dask.distributed, or no scheduler there
+            jobs, runner = connection.workers, {"dask": connection.address}
         take_snapshots(submissions, staging)
         work: list[tuple[Submission, LayerChoice, str, dict]] = []
         for submission in submissions:
@@ -623,7 +739,8 @@ def grade(
             for i, r in enumerate(rows):
                 progress(i + 1, total, r)
         done = len(rows)
-        for (submission, choice, target, _), result in _run_pool(work, jobs, timeout):
+        checks = _run_pool(work, jobs, timeout) if connection is None else connection.run(work, timeout)
+        for (submission, choice, target, _), result in checks:
             row = _row(submission, choice, target, result)
             rows.append(row)
             results[(submission.name, choice.kind)] = result
@@ -631,12 +748,23 @@ def grade(
             if progress:
                 progress(done, total, row)
     finally:
+        if connection is not None:
+            connection.close()
         shutil.rmtree(staging, ignore_errors=True)
     rows.sort(key=lambda r: (r.submission, order[r.layer]))
+    score_rows(rows, rubric)
     record = {s.name: {"files": s.files, "refused": s.refused, "problem": s.problem} for s in submissions}
     summary = Summary(rows, results, settings, out, time.perf_counter() - t0, jobs, started, record)
+    summary.shard, summary.formats, summary.runner = shard_record, tuple(dict.fromkeys(formats)), runner
     write_outputs(summary)
     return summary
+
+
+def score_rows(rows: Sequence[Row], rubric: gradescope.Rubric) -> None:
+    """Set each row's score and max_score from the rubric."""
+    for r in rows:
+        score, most = rubric.score(r.layer, r.status, r.properties)
+        r.score, r.max_score = gradescope.shown(score), gradescope.shown(most)
 
 
 def _run_pool(work: list[tuple[Any, Any, str, dict]], jobs: int, timeout: float):

@@ -126,6 +126,7 @@ def test_grading_the_fixture_folder(tmp_path):
     failing_rows_carry_the_property_verdicts_and_the_diagnosis(graded)
     the_summary_files_and_reports_are_written(graded)
     no_submission_could_touch_the_others_or_the_output(graded)
+    every_row_is_scored_and_a_structural_failure_names_its_error(graded)
 
 
 def every_submission_and_layer_gets_its_expected_verdict_and_cause(graded: tuple) -> None:
@@ -192,6 +193,25 @@ def no_submission_could_touch_the_others_or_the_output(graded: tuple) -> None:
     assert summary.row("alice_correct", "relu").status == "passed"
     data = json.loads((out / "summary.json").read_text())
     assert {r["submission"] for r in data["rows"]} == set(STUDENTS)
+
+
+def every_row_is_scored_and_a_structural_failure_names_its_error(graded: tuple) -> None:
+    summary, _, out, _ = graded
+    for row in summary.rows:  # the default rubric: 10 points a layer, all of them for a passed check
+        assert row.max_score == 10 and (row.score == 10) == (row.status == "passed"), (row.submission, row.layer)
+        if row.status not in ("passed", "failed"):  # hung, crashed, out of memory, not importable, missing
+            assert row.score == 0, (row.submission, row.layer)
+    assert 0 < summary.row("bob_buggy", "maxpool").score < 10  # a wrong gradient loses that property's points
+    assert summary.row("bob_buggy", "maxpool").error == ""  # a value bug is not a structural failure
+    assert "did not return within 10 s" in summary.row("carol_hangs", "conv").error
+    assert "segmentation fault" in summary.row("grace_segfault", "conv").error
+    assert "exited with status 7" in summary.row("frank_exits", "relu").error
+    assert "ran out of memory" in summary.row("erin_memory_hog", "dense").error
+    assert summary.row("alice_correct", "conv").error == ""
+    header = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    assert header[-6:] == ["diagnosis", "reason", "seconds", "score", "max_score", "error"]
+    data = json.loads((out / "summary.json").read_text())
+    assert {"score", "max_score", "error"} <= set(data["rows"][0]) and data["settings"]["rubric"]["per"] == "property"
 
 
 def _comparable(out: Path) -> tuple[dict, list[list[str]]]:
