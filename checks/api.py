@@ -19,7 +19,7 @@ from checks.adapt import targets
 from checks.adapt.adapters import Declaration, LayerSpec
 from checks.adapt.guard import Cause, Limits
 from checks.findings import FAIL, NOT_JUDGED
-from checks.job import Job
+from checks.job import SHRINK_SECONDS, Job
 from checks.pipeline import faults, needs, properties
 from checks.pipeline.runner import Runner
 from checks.pipeline.trial import Options
@@ -110,7 +110,16 @@ def _run(
     A layer in another process enforces its own per-call limits; one in this process gets the guard's."""
     limits = Limits(seconds=job.call_seconds, memory_bytes=job.memory_bytes) if local else Limits(None, None)
     options = Options(oracles=tuple(job.oracles), limits=limits, seed=job.seed)
-    runner = Runner(spec_cases(declaration), factory, options, job.max_examples, job.seed, progress)
+    runner = Runner(
+        spec_cases(declaration),
+        factory,
+        options,
+        job.max_examples,
+        job.seed,
+        progress,
+        shrink_seconds=job.shrink_seconds,
+        shrinking=getattr(progress, "shrinking", None),  # a progress object may also show a failure shrinking
+    )
     props = list(job.only) if job.only else property_names(declaration)
     target = job.label or (declaration.origin.target if declaration.origin else "") or declaration.name
     report = runner.run(props, target=target or declaration.kind, kind=declaration.kind)
@@ -151,6 +160,7 @@ def check(
     progress: Progress | None = None,
     target: str | None = None,
     in_process: bool = False,
+    shrink_seconds: float | None = SHRINK_SECONDS,
 ) -> Report:
     """Run every applicable property (or ``only`` those) on the layer ``spec`` describes.
 
@@ -168,6 +178,7 @@ def check(
         "call_seconds": limits.seconds,
         "memory_bytes": limits.memory_bytes,
         "label": target or "",
+        "shrink_seconds": shrink_seconds,
     }
     if job is not None and not in_process:
         return check_job(replace(job, **settings), progress=progress)

@@ -19,6 +19,8 @@ MEMORY_BYTES = 2 * 1024**3
 """Default address space one call into the layer may add."""
 IMPORT_SECONDS = 120.0
 """Default wall-clock limit of importing the user's module (generous: it may import torch or load data)."""
+SHRINK_SECONDS = 20.0
+"""Default time a failure may spend shrinking to a smaller case before the smallest found so far is reported."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class Job:
     top of what the target gives, as sorted (field, value) pairs of JSON values; root: the folder relative
     targets start from (None: the current directory); seed, max_examples: the search; oracles: which
     oracles judge; only: the properties to run (None: all that apply); call_seconds, memory_bytes: limits
-    of each call into the layer (None: none); import_seconds: the limit of importing its module.
+    of each call into the layer (None: none); import_seconds: the limit of importing its module;
+    shrink_seconds: how long a failure may shrink (None: until hypothesis is done, 0: not at all).
     """
 
     target: str
@@ -45,6 +48,7 @@ class Job:
     call_seconds: float | None = CALL_SECONDS
     memory_bytes: int | None = MEMORY_BYTES
     import_seconds: float | None = IMPORT_SECONDS
+    shrink_seconds: float | None = SHRINK_SECONDS
     label: str = field(default="", compare=False)
     """How reports name the target ("" = the target text)."""
 
@@ -105,4 +109,6 @@ class Job:
             args += ["--oracles", ",".join(self.oracles)]
         if self.call_seconds != CALL_SECONDS and self.call_seconds is not None:
             args += ["--timeout", f"{self.call_seconds:g}"]
+        if self.shrink_seconds != SHRINK_SECONDS:
+            args += ["--shrink-time", "none" if self.shrink_seconds is None else f"{self.shrink_seconds:g}"]
         return args

@@ -53,6 +53,7 @@ class PropertyReport:
     diagnosis: object | None = field(default=None, repr=False, compare=False)
     unjudged: int = 0  # examples an oracle was asked about and none judged (all skipped or inconclusive)
     behind: object | None = field(default=None, repr=False, compare=False)  # checks.pipeline.faults.Behind
+    shrink_stopped: float | None = None  # the shrinking budget (s) that ran out: the case is the smallest so far
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +68,7 @@ class PropertyReport:
             "details": None if self.details is None else self.details.to_dict(),
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
             "behind": None if self.behind is None else self.behind.to_dict(),
+            "shrink_stopped": self.shrink_stopped,
         }
 
 
@@ -144,12 +146,12 @@ class Report:
         """Strict JSON: non-finite numbers (an infinite relative error) are written as null."""
         return json.dumps(_finite(self.to_dict()), indent=indent, default=_json_default, allow_nan=False)
 
-    def render(self, front: str = "api") -> str:
+    def render(self, front: str = "api", *, colour: bool = False) -> str:
         """The report as text for ``front``: "cli" (replay as command-line flags), "pytest" (no replay: the
         plugin prints its own) or "api" (replay as ``check()`` arguments). Hypothesis's
         ``@reproduce_failure`` line is for a test function, which none of them has: it stays in the JSON."""
         verdict = "PASS" if self.passed else "NOT JUDGED" if self.outcome()[0] == "not_judged" else "FAIL"
-        head = f"{self.target} ({self.kind}): {verdict}"
+        head = f"{self.target} ({self.kind}): {paint(verdict, verdict.lower().replace(' ', '_'), colour)}"
         if self.error:
             return f"{head}\n  error: {self.error}"
         lines = [head]
@@ -161,7 +163,7 @@ class Report:
             if said:  # the reason fits on the row
                 via = p.findings[0].message[len("not judged: ") :]
             status = p.status.upper().replace("_", " ")
-            row = f"  {status:<12} {p.property:<18} {p.examples:>4} examples"
+            row = f"  {paint(f'{status:<12}', p.status, colour)} {p.property:<18} {p.examples:>4} examples"
             lines.append(row + (f"  ({via})" if via else ""))
             if p.status == FAIL:
                 failed = [f for f in p.findings if f.failed]
@@ -174,6 +176,12 @@ class Report:
                     lines.extend(f"      {line}" for line in p.behind.render_lines())
                 if failed and failed[0].case:
                     lines.append(f"      case: {failed[0].case}")
+                if p.shrink_stopped is not None:
+                    option = {"cli": "--shrink-time S", "api": "check(..., shrink_seconds=S)"}.get(front, "")
+                    lines.append(
+                        f"      shrinking stopped after {p.shrink_stopped:g} s at the smallest failing case so far"
+                        + (f" (more time: {option})" if option else "")
+                    )
                 replay = _replay_for(p.replay, front)
                 if replay:
                     lines.append(f"      {replay}")
@@ -184,6 +192,16 @@ class Report:
         if not self.error:
             lines.append(f"  judged by: {', '.join(self.judged_by) or 'no oracle'}")
         return "\n".join(_fit(lines, WIDTH))
+
+
+_COLOURS = {"pass": "32", "fail": "31", "not_judged": "33", "inconclusive": "33", "skip": "2"}
+"""ANSI colours of the statuses (and of the verdicts PASS/FAIL/NOT JUDGED): green, red, yellow, dim."""
+
+
+def paint(text: str, status: str, on: bool) -> str:
+    """``text`` in the colour of ``status`` when ``on`` (a terminal that wants colour), else as it is."""
+    code = _COLOURS.get(status.lower())
+    return f"\x1b[{code}m{text}\x1b[0m" if on and code else text
 
 
 WIDTH = 100

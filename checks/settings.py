@@ -42,6 +42,7 @@ class Exit(IntEnum):
     INTERNAL = 3  # a bug in cnn-gradcheck itself
     UNJUDGED = 4  # nothing failed, but some gradient was judged by no oracle (e.g. --oracles torch, no torch)
     INTERRUPTED = 130  # Ctrl-C
+    PIPE = 141  # the reader of the output went away (128 + SIGPIPE, as a shell reports it)
 
 
 STATUS_EXIT = {

@@ -38,6 +38,19 @@ def seconds(text: str) -> float:
     return value
 
 
+def budget(text: str) -> float | None:
+    """A time budget: seconds >= 0, or "none" for no limit."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'none', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or 'none', got {text}")
+    return value
+
+
 def oracles(text: str) -> tuple[str, ...]:
     """A comma-separated, non-empty subset of the oracles (checks.settings.ORACLES)."""
     from checks.settings import ORACLES

@@ -20,6 +20,7 @@ so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -29,7 +30,7 @@ from typing import Any, TextIO
 
 from checks.adapt.targets import KINDS, PRESETS
 from checks.front import argtypes, grade
-from checks.job import CALL_SECONDS, MEMORY_BYTES, Job
+from checks.job import CALL_SECONDS, MEMORY_BYTES, SHRINK_SECONDS, Job
 from checks.settings import (
     DEFAULT_MAX_EXAMPLES,
     DEFAULT_PROFILE,
@@ -104,6 +105,13 @@ def _check_parser(sub: Any) -> None:
         type=argtypes.seconds,
         metavar="S",
         help=f"seconds per call into the layer (default {CALL_SECONDS:g})",
+    )
+    check.add_argument(
+        "--shrink-time",
+        type=argtypes.budget,
+        default=SHRINK_SECONDS,
+        metavar="S",
+        help=f"seconds a failure may spend shrinking to a smaller case, or 'none' (default {SHRINK_SECONDS:g})",
     )
     check.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     check.add_argument("--plot", metavar="DIR", help="write a heatmap PNG per failing gradient into DIR (matplotlib)")
@@ -302,17 +310,46 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 class Progress:
-    """'grad_weight ... PASS (25 examples)' per property, on ``stream``."""
+    """'grad_weight ... PASS (25 examples)' per property, on ``stream``. On a terminal (``live``), a failure
+    being shrunk shows on the same line as it goes ("shrinking: case 12, 340 entries"), and statuses are in
+    colour unless NO_COLOR is set."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, live: bool | None = None, colour: bool | None = None) -> None:
         self.stream = stream
+        self.live = _is_tty(stream) if live is None else live
+        self.colour = wants_colour(stream) if colour is None else colour
+        self.prop = ""
 
     def __call__(self, prop: str, report: Any) -> None:
+        from checks.report import paint
+
         if report is None:
+            self.prop = prop
             self.stream.write(f"  {prop:<18} ... ")
         else:
-            self.stream.write(f"{report.status.upper().replace('_', ' ')} ({report.examples} examples)\n")
+            if self.live:
+                self.stream.write(f"\r\x1b[K  {prop:<18} ... ")
+            status = paint(report.status.upper().replace("_", " "), report.status, self.colour)
+            self.stream.write(f"{status} ({report.examples} examples)\n")
         self.stream.flush()
+
+    def shrinking(self, prop: str, failures: int, entries: int) -> None:
+        """A failing case was found while ``prop`` shrinks: say so in place, on a terminal only."""
+        if self.live:
+            self.stream.write(f"\r\x1b[K  {prop:<18} ... shrinking: case {failures}, {entries} entries")
+            self.stream.flush()
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def wants_colour(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (to anything non-empty: no-color.org) or TERM is dumb."""
+    return _is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def job_from_args(args: argparse.Namespace) -> Job:
@@ -326,6 +363,7 @@ def job_from_args(args: argparse.Namespace) -> Job:
         oracles=tuple(args.oracles),
         call_seconds=args.timeout or CALL_SECONDS,
         memory_bytes=int(args.memory * MiB),
+        shrink_seconds=args.shrink_time,
     )
 
 
@@ -386,16 +424,29 @@ def run_check(args: argparse.Namespace) -> int:
             )
         print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
         return Exit.UNUSABLE
-    if args.json:
-        _write_json(args.json, report.to_json())
-    if args.json != "-":
-        print(report.render(front="cli"))
+    status = STATUS_EXIT[report.outcome()[0]]
+    try:
+        if args.json:
+            _write_json(args.json, report.to_json())
+        if args.json != "-":
+            print(report.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; the verdict is still the exit status
+        _stdout_gone()
     if args.plot and not report.passed:
         _write_plots(report, args.plot)
     if not report.passed:
         failed = ", ".join(report.failed_properties) or report.error or "?"
         print(f"{PROG}: FAILED ({failed}); replay: {replay_command(job)}", file=sys.stderr)
-    return STATUS_EXIT[report.outcome()[0]]
+    return status
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null once its reader has gone, so that nothing (not even the interpreter's
+    final flush) writes to the closed pipe again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # -- selftest -------------------------------------------------------------------------------------
@@ -527,6 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`| head`): not an error of ours
+        _stdout_gone()
+        return Exit.PIPE
     except Exception:
         print(
             f"{PROG}: internal error in cnn-gradcheck (not in your layer); please report it with this traceback:",

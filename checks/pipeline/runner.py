@@ -9,6 +9,7 @@ hangs or exhausts memory stops the exploration at once (no shrinking through rep
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,9 @@ def _is_fatal(findings: list[Finding]) -> bool:
 @dataclass
 class Runner:
     """Explores every property of one layer under test. ``progress`` is called with each property
-    name before it starts and with its PropertyReport when it ends."""
+    name before it starts and with its PropertyReport when it ends; ``shrinking`` (prop, failing cases so
+    far, entries of the latest) while a failure shrinks. ``shrink_seconds``: how long a failure may shrink
+    (None: as long as hypothesis likes; 0: not at all) before the smallest failing case so far is kept."""
 
     cases: st.SearchStrategy[Case]
     factory: SubjectFactory
@@ -96,6 +99,9 @@ class Runner:
     max_examples: int = DEFAULT_MAX_EXAMPLES
     seed: int | None = 0
     progress: Callable[[str, PropertyReport | None], None] | None = None
+    shrink_seconds: float | None = None
+    shrinking: Callable[[str, int, int], None] | None = None
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.cache = TrialCache(self.factory, self.options)
@@ -123,11 +129,28 @@ class Runner:
         unjudged = [0]
         rejected: list[str] = []
 
+        failing: dict[str, _PropertyFailed] = {}
+        first_failure: list[float] = []
+        stopped = [False]
+
         def body(case: Case) -> None:
             if fatal:
                 return
             if len(rejected) >= REJECTIONS and len(rejected) == count[0]:
                 raise _GiveUp  # every case so far met a known fault: hypothesis would draw ten times more
+            key = case_key(case)  # before the trial: nothing the layer does to the arrays may change it
+            if first_failure and self._out_of_time(first_failure[0]):
+                # Out of shrinking time: the layer is not called again; the failing cases seen still fail, so
+                # the smallest of them is what hypothesis reports.
+                stopped[0] = True
+                failure = failing.get(key)
+            else:
+                failure = explore_case(case, key)
+            if failure is not None:
+                raise _PropertyFailed(failure.findings, failure.trial)  # one raise site: hypothesis tells
+                # failures apart by where they were raised, and a replay must fail in the same place
+
+        def explore_case(case: Case, key: str) -> _PropertyFailed | None:
             count[0] += 1
             trial = self.cache.get(case)
             findings = check(trial)
@@ -142,9 +165,15 @@ class Runner:
             oracles.update(f.oracle or "-" for f in findings if f.status == "pass")
             if _is_fatal(findings):
                 fatal.extend(findings)
-                return
-            if any(f.failed for f in findings):
-                raise _PropertyFailed(findings, trial)
+                return None
+            if not any(f.failed for f in findings):
+                return None
+            failing[key] = _PropertyFailed(findings, trial)
+            if not first_failure:
+                first_failure.append(self.clock())
+            if self.shrinking is not None:
+                self.shrinking(prop, len(failing), sum(int(a.size) for a in case.inputs.values()))
+            return failing[key]
 
         test = settings(
             max_examples=self.max_examples,
@@ -163,6 +192,7 @@ class Runner:
             notes = "\n".join(getattr(failure, "__notes__", []))
             report = PropertyReport(prop, FAIL, count[0], dict(oracles), failure.findings, self._replay(notes))
             report.trial = failure.trial
+            report.shrink_stopped = self.shrink_seconds if stopped[0] else None
             report.unjudged = unjudged[0]
             for f in failure.findings:
                 k = faults.key(f)
@@ -190,6 +220,9 @@ class Runner:
         report = PropertyReport(prop, status, count[0], dict(oracles), kept, None)
         report.unjudged = unjudged[0] + len(rejected)
         return report
+
+    def _out_of_time(self, since: float) -> bool:
+        return self.shrink_seconds is not None and self.clock() - since >= self.shrink_seconds
 
     def _replay(self, notes: str) -> str:
         seed = "derandomized" if self.seed is None else f"--seed {self.seed}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -164,3 +165,77 @@ def test_python_dash_m_checks_returns_the_exit_status(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr == f"cnn-gradcheck: cannot load {tmp_path}/missing.py:X: {tmp_path}/missing.py: no such file\n"
+
+
+# -- where the output goes ------------------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class Report:
+    def __init__(self, status: str, examples: int) -> None:
+        self.status, self.examples = status, examples
+
+
+def test_on_a_terminal_a_shrinking_failure_shows_in_place_and_statuses_are_in_colour(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    stream = Terminal()
+    progress = cli.Progress(stream)
+    progress("grad_input", None)
+    progress.shrinking("grad_input", 3, 40)
+    progress("grad_input", Report("fail", 31))
+    text = stream.getvalue()
+    assert "\r\x1b[K  grad_input         ... shrinking: case 3, 40 entries" in text
+    assert text.endswith("\r\x1b[K  grad_input         ... \x1b[31mFAIL\x1b[0m (31 examples)\n")
+
+
+def test_without_a_terminal_or_with_no_color_there_is_no_live_line_and_no_colour(monkeypatch):
+    piped = io.StringIO()
+    progress = cli.Progress(piped)
+    progress("grad_input", None)
+    progress.shrinking("grad_input", 3, 40)
+    progress("grad_input", Report("not_judged", 5))
+    assert piped.getvalue() == "  grad_input         ... NOT JUDGED (5 examples)\n"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli.wants_colour(Terminal())
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "xterm")
+    assert cli.wants_colour(Terminal()) and not cli.wants_colour(io.StringIO())
+
+
+class ClosedPipe(io.StringIO):
+    """stdout whose reader has gone (`| head` after its lines): every write is a broken pipe."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_piping_the_report_into_head_ends_cleanly_with_the_checks_own_status(layers, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["check", f"{layers}:BadReLU", *FAST, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_a_broken_pipe_anywhere_else_exits_141_quietly(layers, capsys, monkeypatch):
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "run_selftest", closed)  # the parser is built in main(): it picks this up
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["selftest"]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_shrinking_time_is_a_flag_carried_into_the_replay(layers):
+    args = cli.build_parser().parse_args(["check", f"{layers}:BadReLU", *FAST, "--shrink-time", "none"])
+    job = cli.job_from_args(args)
+    assert job.shrink_seconds is None and "--shrink-time none" in cli.replay_command(job)
+    default = cli.job_from_args(cli.build_parser().parse_args(["check", f"{layers}:BadReLU", *FAST]))
+    assert default.shrink_seconds == 20.0 and "--shrink-time" not in cli.replay_command(default)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["check", "x.py:L", "--shrink-time", "-1"])

@@ -20,6 +20,7 @@ from checks.geometry import DenseGeometry
 from checks.kinds import reference_subject
 from checks.pipeline.runner import Runner, TrialCache, case_key
 from checks.pipeline.trial import Options
+from checks.report import Report
 
 FD_ONLY = Options(oracles=("fd",))
 RELU_CASES = cs.cases("relu", cs.elementwise_geometries(ndim=2, side=(1, 4)))
@@ -224,3 +225,60 @@ def test_progress_is_reported_before_and_after_each_property():
         ("quiet", False),
     ]
     assert events[1][1].property == "forward"
+
+
+# -- the shrinking budget -----------------------------------------------------------------------------------
+
+
+class Ticks:
+    """A clock that advances one second per reading: time in these tests is counted, never measured."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def shrunk(shrink_seconds, shrinking=None):
+    runner = Runner(
+        DENSE_CASES,
+        mistaken("dense_bias_over_batch"),
+        FD_ONLY,
+        max_examples=30,
+        seed=4,
+        shrink_seconds=shrink_seconds,
+        shrinking=shrinking,
+        clock=Ticks(),
+    )
+    return runner.run(["grad_bias"], target="t", kind="dense").properties[0]
+
+
+def size(p) -> int:
+    return sum(int(a.size) for a in p.trial.case.inputs.values())
+
+
+def test_with_no_shrinking_time_the_first_failing_case_is_reported_and_the_report_says_it_stopped_early():
+    full, none = shrunk(None), shrunk(0.0)
+    assert full.status == none.status == FAIL
+    assert full.shrink_stopped is None and none.shrink_stopped == 0.0
+    assert size(none) > size(full)  # the first failing case is bigger than the minimal one
+    assert none.examples < full.examples  # the layer was not called again once time was up
+    text = Report("t", "dense", [none]).render(front="cli")
+    assert "shrinking stopped after 0 s at the smallest failing case so far (more time: --shrink-time S)" in text
+
+
+def test_a_budget_keeps_the_smallest_failing_case_found_in_time_and_it_still_fails():
+    full, some = shrunk(None), shrunk(40.0)
+    assert some.status == FAIL and some.trial is not None
+    assert size(full) <= size(some) <= size(shrunk(0.0))
+    assert any(f.failed for f in some.findings)
+
+
+def test_the_shrinking_is_reported_as_it_goes():
+    seen = []
+    shrunk(None, lambda prop, failures, entries: seen.append((prop, failures, entries)))
+    assert seen and all(prop == "grad_bias" for prop, _, _ in seen)
+    assert [n for _, n, _ in seen] == sorted(n for _, n, _ in seen)  # failing cases counted up
+    assert seen[-1][2] <= seen[0][2]
