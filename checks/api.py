@@ -150,7 +150,7 @@ def _look_behind(report: Report, declaration: Declaration, factory: SubjectFacto
 
 
 def check(
-    spec: LayerSpec,
+    spec: LayerSpec | type | object,
     *,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     seed: int | None = 0,
@@ -167,9 +167,12 @@ def check(
     The layer runs in a sandboxed worker process when the worker can load the same spec: the spec says
     where it came from (``LayerSpec.origin``, set by the presets and by ``checks.adapt.targets.load``), or
     it is a LayerSpec at module level of an importable file. Otherwise (a spec built in a notebook or in
-    ``__main__``), or with ``in_process=True``, it runs in this process and the report says so."""
+    ``__main__``), or with ``in_process=True``, it runs in this process and the report says so.
+
+    ``spec`` may also be a layer class, or a layer object (its class is checked, built afresh for each case):
+    its kind and convention are inferred as for ``cnn-gradcheck check FILE`` (checks.infer), and the report
+    says what was inferred (``settings["inferred"]``)."""
     limits = limits or Limits()
-    job = _job_for(spec)
     settings = {
         "seed": seed or 0,
         "max_examples": max_examples,
@@ -180,11 +183,41 @@ def check(
         "label": target or "",
         "shrink_seconds": shrink_seconds,
     }
+    if not isinstance(spec, LayerSpec):
+        return _check_class(spec, Job("-", **settings), progress)
+    job = _job_for(spec)
     if job is not None and not in_process:
         return check_job(replace(job, **settings), progress=progress)
     local = Job(target or spec.name or spec.kind, kind=spec.kind, **settings)
     why = IN_PROCESS if in_process else IN_PROCESS.replace("(not a gate)", "(no file to load it from: not a gate)")
     return _run(spec.declaration(), spec.subject, local, progress, why, local=True)
+
+
+def _check_class(obj: object, settings: Job, progress: Progress | None) -> Report:
+    """Check a layer class (or an object's class) from the file that defines it, its kind inferred."""
+    from checks import infer
+
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    name = cls.__qualname__
+    if module is None or path is None or cls.__module__ == "__main__" or "." in name:
+        raise TypeError(
+            f"cannot check {name}: the sandboxed worker loads a layer from a .py file and {name} is not at module "
+            "level of one (defined in a notebook or __main__?): save it in a file, or describe it with a "
+            "LayerSpec and check(spec, in_process=True)"
+        )
+    job = replace(settings, target=f"{path}:{name}")
+    found = next((f for f in infer.survey(job) if f.name == name), None)
+    if found is None:
+        raise TypeError(f"cannot check {name}: {path} defines no layer class {name} with a forward and a backward")
+    inferred = infer.confirm(job, found, check_job)
+    if not inferred.checkable:
+        raise TypeError(f"{name}: {inferred.why}")
+    report = check_job(inferred.job(job), progress=progress)
+    instance = "" if obj is cls else f" (an instance: its class {name}, built afresh for each case)"
+    report.settings["inferred"] = inferred.why + instance
+    return report
 
 
 def _job_for(spec: LayerSpec) -> Job | None:

@@ -34,6 +34,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 ALLOWED = ("checks.adapt", "checks.case", "checks.geometry", "checks.job", "checks.settings")
@@ -146,6 +147,22 @@ class Server:
             self._reply("refused", {"reason": str(exc), "cause": cause, "origin": exc.origin})
             return
         self._reply("loaded", {"declaration": self.spec.declaration().to_dict()})
+
+    def _survey(self, request: Any) -> None:
+        """The layers a file defines and how each might be checked (checks.adapt.survey), for `check FILE`."""
+        from checks.adapt import survey, targets
+
+        b = request.body
+        try:
+            target = targets.parse(b["target"])
+            root = Path(b["root"]) if b.get("root") else None
+            module = targets.import_target(target, root, b.get("import_seconds"))
+            found = survey.survey(module, target.location)
+        except targets.TargetError as exc:
+            cause = getattr(exc.cause, "value", exc.cause)
+            self._reply("refused", {"reason": str(exc), "cause": cause, "origin": exc.origin})
+            return
+        self._reply("surveyed", {"layers": [f.to_dict() for f in found]})
 
     def _construct(self, request: Any) -> None:
         from checks.adapt.guard import LayerFault

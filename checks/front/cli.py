@@ -77,12 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
-        help="check one layer",
-        description="Run every property on one layer and print a report (progress goes to stderr).",
+        help="check layers",
+        description="Run every property on each layer and print a report (progress goes to stderr).",
         epilog="TARGET: path/to/file.py:Name or package.module:Name, Name being a LayerSpec or a class "
-        "(a class needs --preset and --kind); path/to/file.py alone for CS231n function pairs.",
+        "(a class needs --preset and --kind); path/to/file.py alone (no --kind) for every layer the file "
+        "defines, each one's kind and convention inferred and said, ending with a summary table.",
     )
-    check.add_argument("target", metavar="TARGET", help="path/to/file.py:Name, package.module:Name or path/to/file.py")
+    check.add_argument(
+        "targets",
+        metavar="TARGET",
+        nargs="+",
+        help="path/to/file.py:Name, package.module:Name or path/to/file.py (one or more)",
+    )
     check.add_argument(
         "--kind", choices=KINDS, help="layer kind (for classes; for function pairs when the file has several)"
     )
@@ -352,10 +358,10 @@ def wants_colour(stream: TextIO) -> bool:
     return _is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def job_from_args(args: argparse.Namespace) -> Job:
-    """The Job that ``cnn-gradcheck check`` flags describe."""
+def job_from_args(args: argparse.Namespace, target: str | None = None) -> Job:
+    """The Job that ``cnn-gradcheck check`` flags describe, for ``target`` (default: the first TARGET)."""
     return Job(
-        args.target,
+        target or args.targets[0],
         kind=args.kind,
         preset=args.preset,
         seed=args.seed,
@@ -395,15 +401,28 @@ def _write_plots(report: Any, directory: str) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    job = job_from_args(args)
+    """``cnn-gradcheck check``: one layer as before; several targets, or a file without a Name and without
+    --kind (every layer it defines, inferred), through checks.front.many."""
+    from checks.front import many
+
+    if len(args.targets) > 1 or many.surveys(args.targets[0], args):
+        return many.run(args)
+    return check_one(args, job_from_args(args))[0]
+
+
+def check_one(args: argparse.Namespace, job: Job, *, json: bool = True, note: str = "") -> tuple[int, Any]:
+    """Check ``job`` with the flags of ``args``: header and progress on stderr, the report on stdout (and in
+    --json when ``json``); returns (exit status, Report or None when it could not be loaded). ``note``: a line
+    for the header (what was inferred)."""
     from checks import api
     from checks.adapt import targets
 
     def loaded(declaration: Any, isolation: str) -> None:
         if not args.quiet:
+            inferred = f"\n{PROG}: inferred {note}" if note else ""
             print(
                 f"{PROG}: {job.target} ({declaration.kind}), seed {job.seed}, {job.max_examples} examples per "
-                f"property, oracles {','.join(job.oracles)}\n{PROG}: {isolation}",
+                f"property, oracles {','.join(job.oracles)}{inferred}\n{PROG}: {isolation}",
                 file=sys.stderr,
             )
 
@@ -416,31 +435,33 @@ def run_check(args: argparse.Namespace) -> int:
             on_loaded=loaded,
         )
     except targets.TargetError as exc:
-        if args.json:
+        if args.json and json:
             from checks.report import Report
 
             _write_json(
                 args.json, Report(target=job.target, kind=job.kind or "", properties=[], error=str(exc)).to_json()
             )
         print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
-        return Exit.UNUSABLE
+        return Exit.UNUSABLE, None
+    if note:
+        report.settings["inferred"] = note
     status = STATUS_EXIT[report.outcome()[0]]
     try:
-        if args.json:
+        if args.json and json:
             _write_json(args.json, report.to_json())
         if args.json != "-":
             print(report.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
     except BrokenPipeError:  # `| head`: the reader has what it wanted; the verdict is still the exit status
-        _stdout_gone()
+        stdout_gone()
     if args.plot and not report.passed:
         _write_plots(report, args.plot)
     if not report.passed:
         failed = ", ".join(report.failed_properties) or report.error or "?"
         print(f"{PROG}: FAILED ({failed}); replay: {replay_command(job)}", file=sys.stderr)
-    return status
+    return status, report
 
 
-def _stdout_gone() -> None:
+def stdout_gone() -> None:
     """Point stdout at /dev/null once its reader has gone, so that nothing (not even the interpreter's
     final flush) writes to the closed pipe again."""
     with contextlib.suppress(OSError, ValueError):
@@ -579,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
     except BrokenPipeError:  # the reader of our output went away (`| head`): not an error of ours
-        _stdout_gone()
+        stdout_gone()
         return Exit.PIPE
     except Exception:
         print(

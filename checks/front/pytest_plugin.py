@@ -14,6 +14,11 @@ Settings come from the command line or from ``[tool.cnn-gradcheck]`` in the root
     seed = 0
     max_examples = 25
 
+``layer`` may be a list, and ``--layer`` may be given several times: every layer is checked. A class given
+without kind and preset, or a file given alone, has its layers' kinds and conventions inferred (checks.infer:
+guessed from names, confirmed by each layer's forward); what cannot be inferred is a collection error that
+says what to declare.
+
 Items are named ``cnn-gradcheck::<Name>::<property>``; a failing one shows that property's part of
 the report, and the header prints the flags that replay the run. The check runs once per process,
 for every selected property (under xdist, once per worker). With a table the items join every run:
@@ -60,9 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         OPTION_LAYER,
         dest=KEYS["layer"][1],
+        action="append",
         metavar="TARGET",
-        help="layer to check: path/to/file.py:Name (a LayerSpec or a class), package.module:Name, or a file of "
-        "function pairs; also [tool.cnn-gradcheck] layer = ... in pyproject.toml",
+        help="layer to check (repeatable): path/to/file.py:Name (a LayerSpec or a class), package.module:Name, or "
+        "a file (every layer in it); also [tool.cnn-gradcheck] layer = ... in pyproject.toml (a string or a list)",
     )
     group.addoption(OPTION_KIND, dest=KEYS["kind"][1], choices=KINDS, help="layer kind (classes and function pairs)")
     group.addoption(OPTION_PRESET, dest=KEYS["preset"][1], choices=PRESETS, help="how to drive a class")
@@ -148,7 +154,10 @@ def _validate(table: dict[str, Any], where: str) -> None:
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
         raise pytest.UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
-    for key in ("layer", "kind", "preset"):
+    layer = table.get("layer", "")
+    if not (isinstance(layer, str) or (isinstance(layer, list) and layer and all(isinstance(x, str) for x in layer))):
+        raise pytest.UsageError(f"{where}: layer must be a string or a list of strings, got {layer!r}")
+    for key in ("kind", "preset"):
         if key in table and not isinstance(table[key], str):
             raise pytest.UsageError(f"{where}: {key} must be a string, got {table[key]!r}")
     if "kind" in table and table["kind"] not in KINDS:
@@ -161,36 +170,39 @@ def _validate(table: dict[str, Any], where: str) -> None:
             raise pytest.UsageError(f"{where}: {key} must be an integer >= {low}, got {value!r}")
 
 
-def resolve_settings(config: pytest.Config) -> Settings | None:
-    """The command line over the pyproject table; None when neither names a layer."""
+def resolve_settings(config: pytest.Config) -> list[Settings]:
+    """The command line over the pyproject table, one Settings per layer; empty when neither names a layer."""
     table = read_table(config.rootpath / "pyproject.toml")
     given = {key: config.getoption(dest) for key, (_, dest) in KEYS.items()}
     merged = {key: given[key] if given[key] is not None else table.get(key) for key in KEYS}
-    if not merged["layer"]:
-        return None
+    layers = merged["layer"] or []
+    layers = [layers] if isinstance(layers, str) else list(layers)
     from_command_line = given["layer"] is not None
-    return Settings(
-        layer=merged["layer"],
-        kind=merged["kind"],
-        preset=merged["preset"],
-        seed=DEFAULT_SEED if merged["seed"] is None else merged["seed"],
-        max_examples=merged["max_examples"] or DEFAULT_MAX_EXAMPLES,
-        root=config.invocation_params.dir if from_command_line else config.rootpath,
-    )
+    return [
+        Settings(
+            layer=layer,
+            kind=merged["kind"],
+            preset=merged["preset"],
+            seed=DEFAULT_SEED if merged["seed"] is None else merged["seed"],
+            max_examples=merged["max_examples"] or DEFAULT_MAX_EXAMPLES,
+            root=config.invocation_params.dir if from_command_line else config.rootpath,
+        )
+        for layer in dict.fromkeys(layers)  # the same layer twice is one layer
+    ]
 
 
-_SETTINGS = pytest.StashKey["Settings | None"]()
+_SETTINGS = pytest.StashKey["list[Settings]"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SETTINGS] = resolve_settings(config)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    settings = config.stash.get(_SETTINGS, None)
-    if settings is None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    every = config.stash.get(_SETTINGS, [])
+    if not every:
         return None
-    return f"cnn-gradcheck: replay with {settings.flags()}"
+    return [f"cnn-gradcheck: replay with {settings.flags()}" for settings in every]
 
 
 # -- collection -------------------------------------------------------------------------------------
@@ -198,19 +210,74 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so they apply to our items too
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    settings = config.stash.get(_SETTINGS, None)
-    if settings is None:
+    every = config.stash.get(_SETTINGS, [])
+    if not every:
         return
     from checks.adapt.targets import TargetError, label
 
-    try:
-        name = label(settings.layer, settings.kind)
-    except TargetError:  # an unparsable TARGET: the collector reports why
-        name = settings.layer
-    collector = LayerCollector.from_parent(
-        session, name=f"{NODE_PREFIX}::{name}", nodeid=f"{NODE_PREFIX}::{name}", settings=settings
-    )
-    items.extend(session.genitems(collector))
+    for settings in _inferred(every):
+        if isinstance(settings, tuple):  # a layer nothing could be inferred of: why, as a collection error
+            node, why = f"{NODE_PREFIX}::{settings[0]}", settings[1]
+            items.extend(session.genitems(Uninferred.from_parent(session, name=node, nodeid=node, why=why)))
+            continue
+        try:
+            name = label(settings.layer, settings.kind)
+        except TargetError:  # an unparsable TARGET: the collector reports why
+            name = settings.layer
+        collector = LayerCollector.from_parent(
+            session, name=f"{NODE_PREFIX}::{name}", nodeid=f"{NODE_PREFIX}::{name}", settings=settings
+        )
+        items.extend(session.genitems(collector))
+
+
+def _inferred(every: list[Settings]) -> list[Settings | tuple[str, str]]:
+    """Each layer as it will be checked: a class without kind and preset, or a file alone, has its layers'
+    kinds inferred in sandboxed workers (checks.infer); a layer that cannot be inferred becomes (its name,
+    what to declare), for its collection error."""
+    from dataclasses import replace
+
+    from checks import api, infer
+    from checks.adapt.targets import TargetError, parse
+    from checks.sandbox.worker import LoadRefused
+
+    out: list[Settings | tuple[str, str]] = []
+    for settings in every:
+        try:
+            target = parse(settings.layer)
+        except TargetError:
+            out.append(settings)
+            continue
+        if settings.kind is not None or settings.preset is not None or not target.is_file:
+            out.append(settings)
+            continue
+        try:
+            found = infer.survey(settings.job())
+        except LoadRefused:  # the collector says why, as for any unloadable layer
+            out.append(settings)
+            continue
+        if target.name:
+            found = [f for f in found if f.name == target.name]
+            if not found:  # a LayerSpec or a name that is no layer class: loaded as given
+                out.append(settings)
+                continue
+        for layer in found:
+            inferred = infer.confirm(settings.job(), layer, api.check_job)
+            if inferred.checkable:
+                out.append(replace(settings, layer=inferred.target, kind=inferred.kind, preset=inferred.preset))
+            else:
+                out.append((inferred.name, f"cnn-gradcheck: {inferred.name}: {inferred.why}"))
+    return out
+
+
+class Uninferred(pytest.Collector):
+    """A layer whose kind could not be inferred: collecting it is the error that says what to declare."""
+
+    def __init__(self, *, why: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.why = why
+
+    def collect(self) -> list[pytest.Item]:
+        raise self.CollectError(self.why)
 
 
 class LayerCollector(pytest.Collector):

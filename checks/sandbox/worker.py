@@ -89,6 +89,8 @@ class Session:
     deadline: float | None = None
     """The whole check's wall-clock deadline (time.monotonic()), if it has one."""
     stack: str = field(default="", repr=False)
+    found: list = field(default_factory=list)
+    """After a survey: the layers the file defines (checks.adapt.survey.Found), not yet confirmed."""
 
     # -- life ------------------------------------------------------------------------------------------
     @classmethod
@@ -99,8 +101,10 @@ class Session:
         readonly: list[str | tuple[str, str]] | None = None,
         wall_seconds: float | None = None,
         spelling: tuple[str, str] = ("--kind", "--preset"),
+        survey: bool = False,
     ) -> Session:
-        """Launch a worker for ``job`` and load its target (LoadRefused when it cannot be loaded). ``readonly``:
+        """Launch a worker for ``job`` and load its target (LoadRefused when it cannot be loaded); with
+        ``survey``, list the layers its file defines instead (``Session.found``). ``readonly``:
         the folders it may read, or (folder, snapshot) pairs (default: the target's folder, through a snapshot
         where the worker's uid could not read the original)."""
         caps = sandbox()
@@ -138,7 +142,10 @@ class Session:
         if wall_seconds is not None:
             session.deadline = time.monotonic() + wall_seconds
         try:
-            session._load(spelling)
+            if survey:
+                session._survey()
+            else:
+                session._load(spelling)
         except BaseException:
             session.close()
             raise
@@ -176,6 +183,41 @@ class Session:
             self.declaration = Declaration.from_dict(reply.body["declaration"])
         except (KeyError, TypeError, ValueError) as exc:
             self._garbled("import", "", f"a declaration that does not parse ({exc})")
+
+    def _survey(self) -> None:
+        """Ask the worker which layers the target's file defines; every entry is checked before it is believed."""
+        from checks.adapt.survey import Found
+        from checks.adapt.targets import PRESETS
+        from checks.kinds import USER_NAMES
+
+        job = self.job
+        body = {"target": job.target, "root": str(Path(job.root or os.getcwd()).resolve())}
+        body["import_seconds"] = job.import_seconds
+        wait = None if job.import_seconds is None else job.import_seconds + GRACE
+        try:
+            reply = self.request("survey", body, {}, stage="import", shapes="", seconds=wait)
+        except LayerFault as fault:
+            raise LoadRefused(f"{job.target}: {fault.detail}", fault.cause.value, fault.origin) from None
+        if reply.verb == "refused":
+            try:
+                reason, cause = _text(reply.body, "reason"), reply.body.get("cause")
+            except (KeyError, TypeError):
+                self._garbled("import", "", "a refusal that does not parse")
+            raise LoadRefused(reason, cause if isinstance(cause, str) else None, None)
+        layers = reply.body.get("layers")
+        if reply.verb != "surveyed" or not isinstance(layers, list) or len(layers) > MAX_FOUND:
+            self._garbled("import", "", f"a {reply.verb!r} reply to survey")
+        self.found = []
+        for data in layers:
+            try:
+                found = Found.from_dict(data)
+            except (KeyError, TypeError, ValueError):
+                self._garbled("import", "", "a survey entry that does not parse")
+            names_ok = found.name == "" or (found.name.isidentifier() and len(found.name) <= 200)
+            guesses_ok = all(k in USER_NAMES and (p is None or p in PRESETS) for k, p in found.guesses)
+            if not (names_ok and guesses_ok and len(found.guesses) <= 50 and len(found.why) <= 500):
+                self._garbled("import", "", "a survey entry that names no layer of ours")
+            self.found.append(found)
 
     def close(self) -> None:
         """End the worker and everything it started; remove its logs. Idempotent."""
@@ -306,6 +348,10 @@ class Session:
         if path.is_absolute() and root in path.parents:
             return {**origin, "file": path.relative_to(root).as_posix()}
         return origin
+
+
+MAX_FOUND = 200
+"""The most layers a surveyed file may list (a file defining more is answered as garbled)."""
 
 
 class RemoteSubject:

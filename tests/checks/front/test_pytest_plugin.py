@@ -175,3 +175,54 @@ def test_it_works_under_xdist(project):
     result = project.runpytest("--layer", "layers.py:GoodReLU", *FAST, "-n", "2", "-v")
     result.assert_outcomes(passed=len(RELU_PROPERTIES))  # both workers collected the same items
     result.stdout.fnmatch_lines(["*PASSED cnn-gradcheck::GoodReLU::grad_input*"])
+
+
+# -- several layers, inferred kinds ---------------------------------------------------------------------------
+
+
+def test_every_layer_option_is_checked_not_only_the_last(project):
+    result = project.runpytest("--layer", "layers.py:GoodReLU", "--layer", "layers.py:BadReLU", *FAST, "-v")
+    result.assert_outcomes(failed=1, passed=2 * len(RELU_PROPERTIES) - 1)
+    result.stdout.fnmatch_lines(
+        ["*cnn-gradcheck::GoodReLU::quiet PASSED*", "*cnn-gradcheck::BadReLU::grad_input FAILED*"]
+    )
+
+
+def test_a_list_of_layers_in_the_table_is_checked(project):
+    project.makepyprojecttoml(
+        """
+        [tool.cnn-gradcheck]
+        layer = ["layers.py:GoodReLU", "layers.py:BadReLU"]
+        kind = "relu"
+        preset = "seed"
+        max_examples = 5
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(failed=1, passed=2 * len(RELU_PROPERTIES) - 1)
+
+
+def test_a_class_without_kind_or_preset_is_inferred_and_checked(project):
+    result = project.runpytest("--layer", "layers.py:GoodReLU", "--layer-max-examples", "5", "-v")
+    result.assert_outcomes(passed=len(RELU_PROPERTIES))
+
+
+def test_a_layer_that_cannot_be_inferred_is_a_collection_error_saying_what_to_declare(project):
+    project.makepyfile(
+        odd=textwrap.dedent(
+            """
+            class Odd:
+                def __init__(self, a, b):
+                    pass
+
+                def forward(self, x):
+                    return x[::-1]
+
+                def backward(self, d):
+                    return d
+            """
+        )
+    )
+    result = project.runpytest("--layer", "odd.py", "--layer-max-examples", "5")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cnn-gradcheck: Odd: cannot tell its kind*declare it*"])
