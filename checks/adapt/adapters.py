@@ -48,7 +48,9 @@ class Supports:
     loop-based layers stay fast.
 
     channels: input channels (conv, pool); filters: conv output channels; stride "kernel": pools
-    whose stride always equals their window; square: square inputs, kernels, strides, paddings;
+    whose stride always equals their window; square: square kernels, strides, paddings and dilations (a
+    layer that takes one int for each; its inputs are still drawn non-square); square_input: square inputs
+    too (a layer that only handles H == W);
     remainder: False for layers that need the stride to divide the input exactly; bias: None draws
     with and without, else fixed; features / out_features: dense in and out sizes (features: each
     feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
@@ -65,6 +67,7 @@ class Supports:
     dilation: Bound = 1
     output: Bound = (1, 4)
     square: bool = False
+    square_input: bool = False
     remainder: bool = True
     bias: bool | None = None
     features: Bound = (1, 6)

@@ -3,7 +3,7 @@
 - ``seed(kind, cls)``: the seed article's style: one image, channels last, SGD step inside backward.
   conv: cls(num_filters[, filter_size][, lr]) on (H, W) -> (H', W', F), filters (F, k, k), no bias,
   stride 1, no padding (a constructor without a size argument means a fixed kernel, read off the
-  filters); maxpool: cls(size) on (H, W, C), window = stride = size, sizes divisible by the window;
+  filters); maxpool: cls(size) on (H, W, C), window = stride = size, any size (the output floors H // size);
   relu: any shape; dense: cls(input_size, num_classes[, lr]) on a 1-D vector, weights (n, m),
   biases (m,).
 - ``function_pair(kind, namespace)``: CS231n style functions on NCHW batches,
@@ -98,7 +98,7 @@ def _seed_pool(cls: Callable) -> LayerSpec:
 
     kernel = (2, 3) if k_arg else int(getattr(cls(), "size", 2))
     supports = Supports(
-        batch=1, channels=(1, 3), kernel=kernel, stride="kernel", padding=0, square=True, remainder=False
+        batch=1, channels=(1, 3), kernel=kernel, stride="kernel", padding=0, square=True, remainder=True
     )
     return LayerSpec("maxpool", build, input_layout="HWC", supports=supports, name=getattr(cls, "__name__", ""))
 

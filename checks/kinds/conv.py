@@ -48,6 +48,7 @@ def user_geometries(s, input_layout: str):
         dilation=s.dilation,
         output=s.output,
         square=s.square,
+        square_input=s.square_input,
         bias=s.bias,
         remainder=s.remainder,
     )

@@ -55,6 +55,7 @@ def user_geometries(s, input_layout: str):
             padding=s.padding,
             output=s.output,
             square=s.square,
+            square_input=s.square_input,
             remainder=s.remainder,
         )
 

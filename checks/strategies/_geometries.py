@@ -68,10 +68,30 @@ def _axis(
     return _Axis(reach + 1 - 2 * p, k, s, p, d, o)
 
 
-def _axes(draw, spans: dict[str, Span], *, square: bool, pool: bool, remainder: bool) -> tuple[_Axis, _Axis]:
-    """(height axis, width axis); one draw used twice when ``square``."""
+def _axes(
+    draw, spans: dict[str, Span], *, square: bool, square_input: bool, pool: bool, remainder: bool
+) -> tuple[_Axis, _Axis]:
+    """(height axis, width axis): one draw used twice when ``square_input``; with ``square`` alone the width
+    axis keeps the height's kernel, stride, padding and dilation and draws its own size (a layer that takes
+    one int for each still meets non-square images, where a height/width swap shows)."""
     h = _axis(draw, **spans, pool=pool, remainder=remainder)
-    return (h, h) if square else (h, _axis(draw, **spans, pool=pool, remainder=remainder))
+    if square_input:
+        return h, h
+    if square:
+        return h, _axis_like(draw, h, spans["out"], remainder=remainder)
+    return h, _axis(draw, **spans, pool=pool, remainder=remainder)
+
+
+def _axis_like(draw, h: _Axis, out: Span, *, remainder: bool) -> _Axis:
+    """An axis with ``h``'s k, s, p, d and its own Ho and r: Ho at least what keeps the input non-empty,
+    H = (Ho - 1)*s + d*(k-1) + 1 - 2p + r >= 1 (``h`` itself when no Ho in bounds is)."""
+    k, s, p, d = h.kernel, h.stride, h.padding, h.dilation
+    least = 1 + max(0, -(-(2 * p - d * (k - 1)) // s))
+    if least > out.hi:  # the padding fits no other output size in bounds: the height's axis is the only one
+        return h
+    o = _int(draw, max(out.lo, least), out.hi)
+    r = _int(draw, 0, s - 1) if remainder else 0
+    return _Axis((o - 1) * s + d * (k - 1) + 1 - 2 * p + r, k, s, p, d, o)
 
 
 def _require_padding_fits(bound: Bound, spans: dict[str, Span], *, pool: bool) -> None:
@@ -105,6 +125,7 @@ def conv_geometries(
     square: bool = False,
     bias: bool | None = None,
     remainder: bool = True,
+    square_input: bool = False,
 ) -> st.SearchStrategy[ConvGeometry]:
     """ConvGeometry for conv2d on X (N, C, H, W) with K (F, C, kh, kw), valid by construction.
 
@@ -119,7 +140,9 @@ def conv_geometries(
       by what keeps the input non-empty.
     - ``dilation``: dh and dw, default ``(1, 2)``.
     - ``output``: Ho and Wo, default ``(1, 5)``.
-    - ``square``: default ``False``; ``True`` makes input, kernel, stride, padding and dilation square.
+    - ``square``: default ``False``; ``True`` makes kernel, stride, padding and dilation square (a layer
+      that takes one int for each); the input stays free unless ``square_input``.
+    - ``square_input``: default ``False``; ``True`` makes the input square too (and the window with it).
     - ``bias``: default ``None`` (drawn); ``True`` or ``False`` fixes it.
     - ``remainder``: default ``True``, r drawn in [0, s-1]; ``False`` fixes r = 0 (every input row is
       reached by some window), for layers that only support exactly covered inputs.
@@ -144,16 +167,24 @@ def conv_geometries(
         "dilation": span("dilation", dilation, minimum=1),
     }
     square, bias, remainder = switch("square", square), flag("bias", bias), switch("remainder", remainder)
+    square_input = switch("square_input", square_input)
     _require_padding_fits(padding, spans, pool=False)
-    return _conv(n, c, f, spans, square, bias, remainder)
+    return _conv(n, c, f, spans, (square, square_input), bias, remainder)
 
 
 @st.composite
 def _conv(
-    draw, n: Span, c: Span, f: Span, spans: dict[str, Span], square: bool, bias: bool | None, remainder: bool
+    draw,
+    n: Span,
+    c: Span,
+    f: Span,
+    spans: dict[str, Span],
+    square: tuple[bool, bool],
+    bias: bool | None,
+    remainder: bool,
 ) -> ConvGeometry:
     batch, channels, filters = _int(draw, *n), _int(draw, *c), _int(draw, *f)
-    h, w = _axes(draw, spans, square=square, pool=False, remainder=remainder)
+    h, w = _axes(draw, spans, square=square[0], square_input=square[1], pool=False, remainder=remainder)
     return ConvGeometry(
         batch,
         channels,
@@ -178,6 +209,7 @@ def pool_geometries(
     output: Bound = (1, 4),
     square: bool = False,
     remainder: bool = True,
+    square_input: bool = False,
 ) -> st.SearchStrategy[PoolGeometry]:
     """PoolGeometry for max_pool2d (floor mode, -inf padding) on X (N, C, H, W), valid by construction.
 
@@ -190,7 +222,9 @@ def pool_geometries(
     - ``padding``: ph and pw, default ``(0, 1)``; always also <= k // 2 (as PyTorch requires, so every
       window holds a real input) and capped by what keeps the input non-empty.
     - ``output``: Ho and Wo, default ``(1, 4)``.
-    - ``square``: default ``False``; ``True`` makes input, kernel, stride and padding square.
+    - ``square``: default ``False``; ``True`` makes kernel, stride and padding square; the input stays
+      free unless ``square_input``.
+    - ``square_input``: default ``False``; ``True`` makes the input square too (and the window with it).
     - ``remainder``: default ``True``, r drawn in [0, s-1]; ``False`` fixes r = 0 (the windows cover
       the padded input exactly), for layers that only support that.
 
@@ -210,14 +244,15 @@ def pool_geometries(
         "dilation": _ONE,
     }
     square, remainder = switch("square", square), switch("remainder", remainder)
+    square_input = switch("square_input", square_input)
     _require_padding_fits(padding, spans, pool=True)
-    return _pool(n, c, spans, square, remainder)
+    return _pool(n, c, spans, (square, square_input), remainder)
 
 
 @st.composite
-def _pool(draw, n: Span, c: Span, spans: dict[str, Span], square: bool, remainder: bool) -> PoolGeometry:
+def _pool(draw, n: Span, c: Span, spans: dict[str, Span], square: tuple[bool, bool], remainder: bool) -> PoolGeometry:
     batch, channels = _int(draw, *n), _int(draw, *c)
-    h, w = _axes(draw, spans, square=square, pool=True, remainder=remainder)
+    h, w = _axes(draw, spans, square=square[0], square_input=square[1], pool=True, remainder=remainder)
     return PoolGeometry(
         batch, channels, h.size, w.size, (h.kernel, w.kernel), (h.stride, w.stride), (h.padding, w.padding)
     )
