@@ -9,6 +9,11 @@ X~ is X padded by (ph, pw) on both sides of H and W, and window (i, j) holds the
 overlapping windows accumulate), ``crop`` drops the padding again. The rest is built from those:
 the argmax sets, the input positions some masked tap lands on, the window count of each input
 position, and the groups of mutually non-overlapping windows a backward is probed with.
+
+A conv window is the same with its taps spread by the dilation d: tap u of window i reads row
+i*s + u*d - p of X. ``axis_taps``, ``window_masks`` and ``window_coverage`` take either geometry
+(a pool's dilation is 1) and index X itself (a tap in the padding reaches no position).
+
 Every function is pure: it reads its arguments and returns a new array.
 """
 
@@ -17,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-from checks.geometry import PoolGeometry
+from checks.geometry import ConvGeometry, PoolGeometry
 from cnn.ops import pad2d, window_view
 
 __all__ = [
     "argmax_sets",
+    "axis_taps",
     "coverage",
     "covered",
     "crop",
@@ -31,6 +37,8 @@ __all__ = [
     "scatter_add",
     "taps",
     "tied_positions",
+    "window_coverage",
+    "window_masks",
 ]
 
 
@@ -123,3 +131,30 @@ def probe_groups(geometry: PoolGeometry) -> list[np.ndarray]:
     ho, wo = geometry.output_shape[2:]
     rows, cols = np.arange(ho)[:, None], np.arange(wo)[None, :]
     return [(rows % gh == a) & (cols % gw == b) for a in range(gh) for b in range(gw)]
+
+
+def axis_taps(out: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> np.ndarray:
+    """int64 (out, kernel): taps[i, u] = i*s + u*d - p, the index of X that tap u of window i reads along one
+    axis (outside [0, size) it reads the padding)."""
+    return np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation - padding
+
+
+def window_masks(geometry: ConvGeometry | PoolGeometry) -> np.ndarray:
+    """Boolean (Ho, Wo, H, W): True at X[y, x] when window (i, j) has a tap there, i.e. some (u, v) with
+    i*sh + u*dh - ph = y and j*sw + v*dw - pw = x (dilation (1, 1) for a pool)."""
+    dilation = getattr(geometry, "dilation", (1, 1))
+    hits = []
+    for axis in (0, 1):
+        out, size = geometry.output_shape[2 + axis], geometry.input_shape[2 + axis]
+        taps = axis_taps(out, geometry.kernel[axis], geometry.stride[axis], geometry.padding[axis], dilation[axis])
+        hits.append((taps[:, :, None] == np.arange(size)[None, None, :]).any(axis=1))  # (out, size)
+    rows, cols = hits
+    return rows[:, None, :, None] & cols[None, :, None, :]
+
+
+def window_coverage(geometry: ConvGeometry | PoolGeometry) -> np.ndarray:
+    """int64 (N, C, H, W): how many windows have a tap at each input position, #{(i, j) : window_masks[i, j, y, x]}
+    (the taps of one window are distinct positions, so this counts windows, not taps). For a pool it equals
+    ``coverage``."""
+    count = window_masks(geometry).sum(axis=(0, 1), dtype=np.int64)
+    return np.broadcast_to(count, geometry.input_shape).copy()

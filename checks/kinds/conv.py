@@ -16,9 +16,10 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import ConvGeometry
-from checks.kinds import Kind, Mistake, catalogue
+from checks.kinds import Kind, Mistake, Region, catalogue
 from checks.strategies._bounds import at_least, highest
 from checks.subject import LayerSubject
+from checks.windows import window_coverage
 from cnn.ops import corr2d, corr2d_full, pad2d
 
 
@@ -57,6 +58,14 @@ def user_geometries(s, input_layout: str):
 def corner(s):
     """Strided and padded: where a scatter or a crop goes wrong."""
     return replace(s, stride=highest(s.stride), padding=at_least(s.padding, 1))
+
+
+def regions(case: Case, name: str) -> list[Region]:
+    """dL/dX sums the contributions of every window reaching X[y, x] (i*s + u*d - p = y): where two or more
+    windows reach it, `=` instead of `+=` in the scatter keeps only one of them."""
+    if name != "input":
+        return []
+    return [("overlap", window_coverage(case.geometry) >= 2, "only where conv windows overlap")]
 
 
 # -- known mistakes ----------------------------------------------------------------------------------
@@ -195,5 +204,6 @@ KIND = Kind(
     modes=("separated", "mixed"),
     user_geometries=user_geometries,
     corner=corner,
+    regions=regions,
     mistakes=MISTAKES,
 )
