@@ -32,8 +32,11 @@ endif
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --hypothesis-profile=$(PROFILE) $(PYTEST_ARGS)
 
+# make bench [BENCH_ARGS=--quick] [USER_BENCH_ARGS='--repeat 3 --strict'] -> our layers against torch, then
+# the whole `cnn-gradcheck check` commands a student types, in units of `python -c "import torch"`
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.user_bench $(USER_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cnn checks tests benchmarks examples conftest.py
