@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-EXTRAS ?= test,torch,plot,dev,dask
+EXTRAS ?= test,torch,plot,dev,dask,notebook
 PROFILE ?= ci
 # pytest arguments appended by `make test`, e.g. PYTEST_ARGS='-k conv'
 PYTEST_ARGS ?=

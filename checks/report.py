@@ -71,6 +71,12 @@ class PropertyReport:
             "shrink_stopped": self.shrink_stopped,
         }
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows one property as HTML (checks.front.html), imported on first display."""
+        from checks.front.html import property_html
+
+        return property_html(self)
+
 
 @dataclass
 class Report:
@@ -192,6 +198,16 @@ class Report:
         if not self.error:
             lines.append(f"  judged by: {', '.join(self.judged_by) or 'no oracle'}")
         return "\n".join(_fit(lines, WIDTH))
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the report as HTML (checks.front.html), imported on first display."""
+        from checks.front.html import report_html
+
+        return report_html(self)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's plain-text display is ``render()``; ``repr()`` stays the dataclass's, for debugging."""
+        printer.text(self.render())
 
 
 _COLOURS = {"pass": "32", "fail": "31", "not_judged": "33", "inconclusive": "33", "skip": "2"}
