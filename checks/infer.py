@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from checks.adapt.survey import Found, name_kinds
-from checks.adapt.targets import parse
+from checks.adapt.targets import TargetError, parse
 from checks.findings import PASS
 from checks.job import Job
 from checks.report import Report
@@ -72,9 +72,13 @@ def confirm(job: Job, found: Found, check: Checker) -> Inferred:
     for kind, preset in found.guesses:
         if preset is None:  # a LayerSpec says everything itself
             return Inferred(target, shown, kind, None, f"{kind}: {found.why}")
-        probe = check(
-            replace(job, target=target, kind=kind, preset=preset, only=("forward",), max_examples=PROBE_EXAMPLES)
-        )
+        try:
+            probe = check(
+                replace(job, target=target, kind=kind, preset=preset, only=("forward",), max_examples=PROBE_EXAMPLES)
+            )
+        except TargetError as exc:  # the preset cannot adapt the class (e.g. its constructor): not this guess
+            refusals.append(f"{kind}/{preset}: {exc}")
+            continue
         if probe.error:
             refusals.append(f"{kind}/{preset}: {probe.error}")
             continue
