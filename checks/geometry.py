@@ -155,6 +155,50 @@ class FlattenGeometry(NamedTuple):
         return (self.shape[0], math.prod(self.shape[1:]))
 
 
+class BatchNormGeometry(NamedTuple):
+    """Training-mode batch norm on X of ``shape`` (N, D) or (N, C, H, W): statistics per channel (axis 1) over
+    every other axis, gamma and beta (C,); output shape = input shape. ``alt``: the case runs the layer's
+    alternative backward (a CS231n ``batchnorm_backward_alt``), for a layer that declares one."""
+
+    shape: tuple[int, ...]
+    eps: float = 1e-5
+    alt: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"gamma": (self.shape[1],), "beta": (self.shape[1],)}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+
+class DropoutGeometry(NamedTuple):
+    """Inverted dropout in training mode on X of ``shape`` (batch first); output shape = input shape. ``p`` and
+    ``seed`` are what the layer is given: p its dropout parameter (a drop or a keep probability, the layer's
+    convention), seed what fixes its mask. The mask itself is the layer's own."""
+
+    shape: tuple[int, ...]
+    p: float = 0.5
+    seed: int = 0
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape)
+
+
 class DenseGeometry(NamedTuple):
     """Y = flatten(X) W + b on X (N, *features), W (D, M) with D = prod(features), b (M,)."""
 
@@ -184,10 +228,12 @@ class DenseGeometry(NamedTuple):
 
 
 class LossGeometry(NamedTuple):
-    """softmax_cross_entropy on logits (N, M) with integer labels (N,); the output is a scalar."""
+    """A loss (softmax cross-entropy, multiclass hinge) on scores (N, M) with integer labels (N,); the output is a
+    scalar: the per-sample terms' mean over the batch (``reduction`` "mean") or their sum ("sum")."""
 
     batch: int
     classes: int
+    reduction: str = "mean"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -237,6 +283,8 @@ Geometry = (
     | ElementwiseGeometry
     | LeakyReluGeometry
     | SoftmaxGeometry
+    | BatchNormGeometry
+    | DropoutGeometry
     | FlattenGeometry
     | DenseGeometry
     | LossGeometry

@@ -16,11 +16,14 @@ from cnn.activation import (
     tanh_backward,
 )
 from cnn.conv import conv2d, conv2d_grad_bias, conv2d_grad_input, conv2d_grad_weight
+from cnn.dropout import dropout, dropout_backward, dropout_mask, keep_probability
 from cnn.fully_connected import dense, dense_grad_bias, dense_grad_input, dense_grad_weight, flatten
 from cnn.layers import (
     AvgPool2D,
+    BatchNorm,
     Conv2D,
     Dense,
+    Dropout,
     Flatten,
     Layer,
     LeakyReLU,
@@ -29,18 +32,31 @@ from cnn.layers import (
     Sequential,
     Sigmoid,
     Softmax,
+    SoftmaxCrossEntropyLoss,
+    SVMLoss,
     Tanh,
 )
-from cnn.loss import softmax_cross_entropy
+from cnn.loss import REDUCTIONS, hinge_margins, reduction_divisor, softmax_cross_entropy, svm_loss
+from cnn.normalization import (
+    batch_norm,
+    batch_norm_grad_beta,
+    batch_norm_grad_gamma,
+    batch_norm_grad_input,
+    normalize,
+)
 from cnn.ops import corr2d, corr2d_full, dilate2d, pad2d, rot180
 from cnn.optim import SGD
 from cnn.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 __all__ = [
+    "REDUCTIONS",
     "SGD",
+    "SVMLoss",
     "AvgPool2D",
+    "BatchNorm",
     "Conv2D",
     "Dense",
+    "Dropout",
     "Flatten",
     "Layer",
     "LeakyReLU",
@@ -49,9 +65,14 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "Softmax",
+    "SoftmaxCrossEntropyLoss",
     "Tanh",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm",
+    "batch_norm_grad_beta",
+    "batch_norm_grad_gamma",
+    "batch_norm_grad_input",
     "conv2d",
     "conv2d_grad_bias",
     "conv2d_grad_input",
@@ -63,12 +84,19 @@ __all__ = [
     "dense_grad_input",
     "dense_grad_weight",
     "dilate2d",
+    "dropout",
+    "dropout_backward",
+    "dropout_mask",
     "flatten",
+    "hinge_margins",
+    "keep_probability",
     "leaky_relu",
     "leaky_relu_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "normalize",
     "pad2d",
+    "reduction_divisor",
     "relu",
     "relu_backward",
     "rot180",
@@ -77,6 +105,7 @@ __all__ = [
     "softmax",
     "softmax_backward",
     "softmax_cross_entropy",
+    "svm_loss",
     "tanh",
     "tanh_backward",
 ]

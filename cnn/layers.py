@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnn import activation, conv, pool
+from cnn import activation, conv, loss, normalization, pool
 from cnn import fully_connected as fc
 from cnn._args import count, pair, require_array, require_same_dtype, require_shape
+from cnn.dropout import dropout, dropout_backward, dropout_mask, keep_probability
 
 IntOrPair = int | Sequence[int]
 
@@ -211,6 +212,88 @@ class AvgPool2D(Layer):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x = self._recall(grad_out, getattr(self, "_output_shape", ()))
         return pool.avg_pool2d_backward(grad_out, x.shape, self.kernel_size, self.stride, self.padding)
+
+
+class BatchNorm(Layer):
+    """Training-mode batch norm: y = gamma * (x - mu) / sqrt(var + eps) + beta, statistics per channel (axis 1)
+    over every other axis: (N, D) per feature, (N, C, H, W) per channel (spatial). gamma starts at 1, beta at 0."""
+
+    def __init__(
+        self, num_features: int, eps: float = normalization.DEFAULT_EPS, *, dtype: np.dtype | type = np.float64
+    ) -> None:
+        super().__init__()
+        c = count(num_features, "num_features")
+        self.eps = normalization.epsilon(eps)
+        self.params["gamma"] = np.ones(c, dtype=dtype)
+        self.params["beta"] = np.zeros(c, dtype=dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._remember(x)
+        return normalization.batch_norm(x, self.params["gamma"], self.params["beta"], self.eps)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x = self._recall(grad_out, self._input.shape if self._input is not None else ())
+        self.grads["gamma"] = normalization.batch_norm_grad_gamma(grad_out, x, self.eps)
+        self.grads["beta"] = normalization.batch_norm_grad_beta(grad_out)
+        return normalization.batch_norm_grad_input(grad_out, x, self.params["gamma"], self.eps)
+
+
+class Dropout(Layer):
+    """Inverted dropout in training mode: y = x * m / (1 - p), p the DROP probability. The mask m is drawn from
+    ``seed`` on every forward, so the same input shape always gets the same mask (reproducible)."""
+
+    def __init__(self, p: float = 0.5, seed: int = 0) -> None:
+        super().__init__()
+        self.keep = keep_probability(p)
+        self.p, self.seed = float(p), int(seed)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._remember(x)
+        self.mask = dropout_mask(x.shape, self.p, self.seed)
+        return dropout(x, self.mask, self.keep)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self._recall(grad_out, self._input.shape if self._input is not None else ())
+        return dropout_backward(grad_out, self.mask, self.keep)
+
+
+class _Loss:
+    """A loss on scores (N, M) with labels (N,): forward(scores, labels) -> the 0-d loss in the scores' dtype;
+    backward(grad_out=1.0) -> dL/dscores times the scalar upstream gradient (1 for a loss used last)."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        loss.reduction_divisor(reduction, 1)  # refuses an unknown reduction now, not at the first forward
+        self.reduction = reduction
+        self._dscores: np.ndarray | None = None
+
+    def _compute(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def forward(self, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        value, self._dscores = self._compute(scores, labels)
+        return np.asarray(value, dtype=scores.dtype)
+
+    def backward(self, grad_out: np.ndarray | float = 1.0) -> np.ndarray:
+        if self._dscores is None:
+            raise ValueError(f"{type(self).__name__}.backward called before forward")
+        g = np.asarray(grad_out)
+        if g.shape != ():
+            raise ValueError(f"grad_out of a loss must be a scalar, got shape {g.shape}")
+        return (self._dscores * g).astype(self._dscores.dtype, copy=False)
+
+
+class SoftmaxCrossEntropyLoss(_Loss):
+    """L = -(1/N) sum_n log softmax(z_n)[y_n] ("mean") or the sum ("sum")."""
+
+    def _compute(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        return loss.softmax_cross_entropy(scores, labels, self.reduction)
+
+
+class SVMLoss(_Loss):
+    """L = (1/N) sum_i sum_{j != y_i} max(0, x_ij - x_iy_i + 1) ("mean") or the sum ("sum")."""
+
+    def _compute(self, scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        return loss.svm_loss(scores, labels, self.reduction)
 
 
 class Flatten(Layer):

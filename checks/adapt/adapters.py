@@ -56,7 +56,10 @@ class Supports:
     feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
     the input rank of an elementwise layer or a softmax; alpha: a leaky ReLU's negative slope, a float
     (fixed) or an inclusive (min, max) pair of floats in [0, 1); axis: the softmax axis; dtypes: the float
-    dtypes the layer accepts."""
+    dtypes the layer accepts. eps: a batch norm's eps (a float, or a (min, max) pair of floats); alt: a batch
+    norm's alternative backward (False: none; None: cases for both backwards; True: only it); p: the dropout
+    parameter handed to the layer, a float or a (min, max) pair of floats in (0, 1); classes: a loss's number
+    of classes M; reduction: a loss's "mean" over the batch or "sum" (or a tuple of both: drawn)."""
 
     batch: Bound = (1, 3)
     channels: Bound = (1, 3)
@@ -77,6 +80,11 @@ class Supports:
     alpha: float | tuple[float, float] = (0.01, 0.3)
     axis: int = -1
     dtypes: tuple[str, ...] = ("float64",)
+    eps: float | tuple[float, float] = 1e-5
+    alt: bool | None = False
+    p: float | tuple[float, float] = (0.2, 0.8)
+    classes: Bound = (2, 5)
+    reduction: str | tuple[str, ...] = "mean"
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,10 @@ class LayerSpec:
     kind: one of checks.kinds.USER_NAMES; build(geometry) -> the layer object;
     gradients: where parameter gradients come from, one of GRADIENT_SOURCES; returns_input_grad:
     False for layers whose backward returns no dL/dX (e.g. a first layer returning None); origin:
-    where it came from (set by checks.adapt.targets.load and the presets), for reproduction snippets.
+    where it came from (set by checks.adapt.targets.load and the presets), for reproduction snippets;
+    lr_argument: the learning rate handed to backward as its second argument, backward(G, lr) (None: backward
+    takes G alone and an SGD step reads the layer's own rate at ``lr_attr``); adapted: one line saying what a
+    preset chose (methods, attributes, how the learning rate is passed), shown in the report's header.
     """
 
     kind: str
@@ -118,13 +129,13 @@ class LayerSpec:
     dtype: Any = np.float64
     name: str = ""
     origin: Origin | None = field(default=None, compare=False)
+    lr_argument: float | None = None
+    adapted: str = ""
 
     def __post_init__(self) -> None:
         if self.gradients not in GRADIENT_SOURCES:
             raise ValueError(f"gradients={self.gradients!r}; expected one of {GRADIENT_SOURCES}")
-        unknown = set(self.params) - {"weight", "bias"}
-        if unknown:
-            raise ValueError(f"params may name 'weight' and 'bias', got {sorted(unknown)}")
+        _require_params(self.kind, self.params)
         for layout in (self.input_layout, self.output_layout or self.input_layout):
             if layout not in layouts.ACTIVATION_LAYOUTS:
                 raise ValueError(f"unknown layout {layout!r}; known: {layouts.ACTIVATION_LAYOUTS}")
@@ -148,6 +159,7 @@ class LayerSpec:
             returns_input_grad=self.returns_input_grad,
             name=self.name,
             origin=self.origin,
+            adapted=self.adapted,
         )
 
 
@@ -155,7 +167,8 @@ class LayerSpec:
 class Declaration:
     """A LayerSpec as plain data: everything the checker reads about a layer without running it (its kind,
     layouts, parameters with their layouts, what it supports, where it came from). The worker sends it to
-    the checker as JSON (``to_dict``); ``from_dict`` accepts nothing but what a declaration can hold."""
+    the checker as JSON (``to_dict``); ``from_dict`` accepts nothing but what a declaration can hold.
+    ``adapted``: what a preset chose, one line ("" for a LayerSpec written by hand)."""
 
     kind: str
     input_layout: str = "NCHW"
@@ -165,6 +178,7 @@ class Declaration:
     returns_input_grad: bool = True
     name: str = ""
     origin: Origin | None = None
+    adapted: str = ""
 
     @property
     def out_layout(self) -> str:
@@ -180,6 +194,7 @@ class Declaration:
             "returns_input_grad": self.returns_input_grad,
             "name": self.name,
             "origin": None if self.origin is None else vars(self.origin) | {"overrides": dict(self.origin.overrides)},
+            "adapted": self.adapted,
         }
 
     @classmethod
@@ -195,9 +210,10 @@ class Declaration:
             if layout not in layouts.ACTIVATION_LAYOUTS:
                 raise ValueError(f"layout {layout!r}")
         params = {}
+        _require_params(data["kind"], dict(data["params"]))
         for name, value in dict(data["params"]).items():
             attr, layout, grad = value
-            if name not in ("weight", "bias") or (layout is not None and layout not in layouts.WEIGHT_LAYOUTS):
+            if layout is not None and layout not in layouts.WEIGHT_LAYOUTS:
                 raise ValueError(f"parameter {name!r} in layout {layout!r}")
             params[name] = Param(_string(attr), layout, None if grad is None else _string(grad))
         supports = Supports(**{k: _bound(k, v) for k, v in dict(data["supports"]).items()})
@@ -219,6 +235,7 @@ class Declaration:
             bool(data["returns_input_grad"]),
             _string(data["name"]),
             origin,
+            _line(data["adapted"]),
         )
 
 
@@ -228,15 +245,38 @@ def _string(value: object) -> str:
     return value
 
 
+def _line(value: object) -> str:
+    """A string printed as one line of the report's header: no line breaks of any kind."""
+    text = _string(value)
+    if text and text.splitlines() != [text]:
+        raise ValueError(f"{text[:40]!r}... is more than one line")
+    return text
+
+
+def _require_params(kind: str, params: Mapping[str, object]) -> None:
+    """ValueError unless every declared parameter is one a layer of ``kind`` has (checks.kinds.PARAMS), naming
+    the allowed ones."""
+    from checks.kinds import params as allowed_for
+
+    allowed = allowed_for(kind)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        names = " and ".join(repr(n) for n in allowed)
+        may = f"may declare the parameters {names}" if allowed else "has no parameters to declare"
+        raise ValueError(f"a {kind!r} layer {may}; params names {unknown}")
+
+
 def _bound(name: str, value: object) -> object:
     """A Supports field from JSON: ints, [min, max] pairs (as tuples), bools, None, "kernel", dtype names; the
-    float fields (alpha) a number or a [min, max] pair of numbers."""
+    float fields (alpha, eps, p) a number or a [min, max] pair of numbers; reduction a name or a list of names."""
     if name in FLOAT_FIELDS:
         return _number_bound(name, value)
+    if name == "reduction":
+        return _reduction(value)
     if isinstance(value, list):
         if name == "dtypes":
             if not value or not all(v in ("float32", "float64") for v in value):
-                raise ValueError(f"dtypes {value!r}")
+                raise ValueError(f"dtypes={tuple(value)!r}: expected one or more of 'float32', 'float64'")
             return tuple(value)
         if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ValueError(f"{name}={value!r}")
@@ -246,8 +286,17 @@ def _bound(name: str, value: object) -> object:
     raise ValueError(f"{name}={value!r}")
 
 
-FLOAT_FIELDS = ("alpha",)
+FLOAT_FIELDS = ("alpha", "eps", "p")
 """The Supports fields whose bounds are real numbers, not ints."""
+REDUCTIONS = ("mean", "sum")
+
+
+def _reduction(value: object) -> object:
+    """A loss's reduction from JSON: "mean" or "sum", or a list of them (as a tuple)."""
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(v, str) and v in REDUCTIONS for v in names):
+        raise ValueError(f"reduction={value!r}")
+    return tuple(names) if isinstance(value, list) else value
 
 
 def _number_bound(name: str, value: object) -> object:
@@ -310,7 +359,10 @@ class ClassSubject:
 
     @property
     def learning_rate(self) -> float | None:
-        """The layer's own learning rate at ``spec.lr_attr``, when it has a number there."""
+        """The learning rate backward is handed (``spec.lr_argument``), else the layer's own at ``spec.lr_attr``
+        when it has a number there."""
+        if self.spec.lr_argument is not None:
+            return float(self.spec.lr_argument)
         try:
             return float(paths.resolve(self.layer, self.spec.lr_attr))  # type: ignore[arg-type]
         except Exception:  # no such attribute, or not a number: no lr to quote
@@ -370,7 +422,9 @@ class ClassSubject:
             self._call(self.spec.forward_method, x.copy())  # a lazy layer creates its parameters now
         self._install(inputs)
         before = x.copy()
-        y = self._call(self.spec.forward_method, x)
+        # a loss is called forward(scores, labels): the case's labels are the second argument
+        labels = () if self.case.labels is None else (np.array(self.case.labels, copy=True),)
+        y = self._call(self.spec.forward_method, x, *labels)
         _mirror_writes(x, before, inputs["input"], self.spec.input_layout)
         return self._canonical(y, self.spec.out_layout, self.case.geometry.output_shape, "forward", "output")
 
@@ -408,7 +462,8 @@ class ClassSubject:
         g_before = g.copy()
         self.raw = {}
         try:
-            result = self._call(spec.backward_method, g)
+            lr = () if spec.lr_argument is None else (spec.lr_argument,)
+            result = self._call(spec.backward_method, g, *lr)
             _mirror_writes(g, g_before, upstream, spec.out_layout)
             grads = self._read(result, before, live, recorder)
         finally:
@@ -486,9 +541,11 @@ class ClassSubject:
         return grads
 
     def _sgd_gradients(self, before: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """g = (W_before - W_after) / lr, from the step the layer took inside backward."""
+        """g = (W_before - W_after) / lr, from the step the layer took inside backward (with the lr it was
+        handed, or its own)."""
+        lr = self.spec.lr_argument
         try:
-            lr = float(paths.resolve(self.layer, self.spec.lr_attr))  # type: ignore[arg-type]
+            lr = float(paths.resolve(self.layer, self.spec.lr_attr) if lr is None else lr)  # type: ignore[arg-type]
         except (AttributeError, KeyError, IndexError, TypeError, ValueError):
             raise LayerFault(
                 "adapt",

@@ -106,7 +106,7 @@ def to_canonical(a: np.ndarray, layout: str) -> np.ndarray:
     """The user's array in ``layout`` -> canonical (ValueError naming both shapes if it cannot be)."""
     _, _, backward = _lookup(_ACTIVATIONS, layout, "activation")
     _require_ndim(a, layout)
-    return np.ascontiguousarray(backward(a))
+    return np.require(backward(a), requirements="C")  # contiguous, and a 0-d loss stays 0-d (ascontiguousarray: 1-d)
 
 
 def weight_to_user(w: np.ndarray, layout: str) -> np.ndarray:

@@ -168,6 +168,10 @@ def import_file(path: Path, shown: str | None = None, seconds: float | None = IM
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key in _FILE_CACHE:
         return _FILE_CACHE[key]
+    shadow = _shadow(path.resolve().parent)
+    use = _foreign_use(path) if shadow is not None else None
+    if shadow is not None and use is not None:
+        raise TargetError(_shadowed(shown, shadow, f"line {use[0]}", use[1]))
     name = module_name_for(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -181,7 +185,11 @@ def import_file(path: Path, shown: str | None = None, seconds: float | None = IM
             _guarded("import", spec.loader.exec_module, module, seconds=seconds)
     except LayerFault as fault:
         sys.modules.pop(name, None)
-        raise TargetError(_describe_failure(shown, fault, str(path)), fault.cause, fault.origin) from None
+        reason = _describe_failure(shown, fault, str(path))
+        wanted = _package_import(fault) if shadow is not None else None
+        if shadow is not None and wanted is not None:  # e.g. a sibling module of theirs imports their checks
+            reason = _shadowed(shown, shadow, _innermost(fault.__cause__, path), wanted)
+        raise TargetError(reason, fault.cause, fault.origin) from None
     _FILE_CACHE[key] = module
     return module
 
@@ -195,6 +203,9 @@ def import_dotted(dotted: str, root: Path, seconds: float | None = IMPORT_SECOND
             return _guarded("import", importlib.import_module, dotted, seconds=seconds)
     except LayerFault as fault:
         cause = fault.__cause__
+        shadow, wanted = _shadow(Path(root).resolve()), _package_import(fault)
+        if shadow is not None and wanted is not None:
+            raise TargetError(_shadowed(dotted, shadow, None, wanted), fault.cause) from None
         if isinstance(cause, ModuleNotFoundError) and cause.name and dotted.startswith(cause.name):
             raise TargetError(f"{dotted}: no module named {cause.name!r} (searched {root} and sys.path)") from None
         filename = None
@@ -211,6 +222,107 @@ def import_target(target: Target, root: Path | None = None, seconds: float | Non
         path = Path(target.location)
         return import_file(path if path.is_absolute() else base / path, target.location, seconds)
     return import_dotted(target.location, base, seconds)
+
+
+# -- a user's module named like the checker's own package ----------------------------------------------
+
+_PACKAGE = "checks"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+"""cnn-gradcheck's own package folder: a layer that imports ``checks`` always gets this one."""
+
+
+def _shadow(folder: Path) -> Path | None:
+    """The user's ``checks.py`` or ``checks/`` in ``folder``, a module named like cnn-gradcheck's own package
+    (and not that package), or None."""
+    for candidate in (folder / f"{_PACKAGE}.py", folder / _PACKAGE):
+        try:
+            if candidate.exists() and candidate.resolve() != _PACKAGE_DIR:
+                return candidate
+        except OSError:  # unreadable: nothing can be imported from it either
+            continue
+    return None
+
+
+def _ours(name: str) -> bool:
+    """Whether ``checks.<name>`` is something cnn-gradcheck's package has: a public name or a submodule."""
+    from checks import __all__ as public
+
+    return name in public or (_PACKAGE_DIR / name).is_dir() or (_PACKAGE_DIR / f"{name}.py").is_file()
+
+
+def _foreign_use(path: Path) -> tuple[int, str] | None:
+    """(line, what) of the first use in ``path`` of a ``checks`` name that cnn-gradcheck's package lacks
+    (``from checks import numerical_grad``, ``import checks.utils``, ``checks.numerical_grad(...)``): code written
+    for a module of the user's own named checks. Read from the source (ast), nothing is run."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):  # the import itself will say what is wrong
+        return None
+    aliases: set[str] = set()
+    uses: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top, _, rest = alias.name.partition(".")
+                if top == _PACKAGE:
+                    if rest and not _ours(rest.split(".")[0]):
+                        uses.append((node.lineno, alias.name))
+                    if not rest or alias.asname is None:  # `import checks.x as y` binds y to checks.x instead
+                        aliases.add(alias.asname or _PACKAGE)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            top, _, rest = node.module.partition(".")
+            if top == _PACKAGE:
+                names = [rest.split(".")[0]] if rest else [a.name for a in node.names if a.name != "*"]
+                uses += [(node.lineno, f"{_PACKAGE}.{n}") for n in names if not _ours(n)][:1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            if not _ours(node.attr):
+                uses.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    return min(uses) if uses else None
+
+
+def _shadowed(shown: str, shadow: Path, where: str | None, what: str) -> str:
+    """One line: the user's code (at ``where``: "line 3", "helpers.py line 1") means their own ``checks``,
+    which a checked layer cannot import."""
+    at = f"{where} uses" if where else "uses"
+    yours, new = (str(shadow), "my_checks.py") if shadow.suffix else (f"{shadow}/", "my_checks/")
+    return (
+        f"{shown}: {at} `{what}` from your own {yours}, but `checks` is cnn-gradcheck's package and a checked layer "
+        f"always gets that one; rename your {shadow.name} (e.g. to {new}) and import it by its new name"
+    )
+
+
+def _innermost(exc: BaseException | None, path: Path) -> str | None:
+    """Where in the user's folder ``exc`` was raised: "line N" of ``path`` itself, "other.py line N" of a
+    sibling it imported, or None."""
+    if exc is None or exc.__traceback__ is None:
+        return None
+    folder = path.resolve().parent
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename and _inside(f.filename, folder)]
+    if not frames:
+        return None
+    last = frames[-1]
+    return (
+        f"line {last.lineno}"
+        if _same_file(last.filename, str(path))
+        else f"{Path(last.filename).name} line {last.lineno}"
+    )
+
+
+def _inside(filename: str, folder: Path) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(folder)
+    except (OSError, ValueError):
+        return False
+
+
+def _package_import(fault: BaseException) -> str | None:
+    """The ``checks...`` module name a failed import asked for, if that is what failed."""
+    original = fault.__cause__
+    name = getattr(original, "name", None) if isinstance(original, ImportError) else None
+    return name if name and name.split(".")[0] == _PACKAGE else None
 
 
 # -- adapting -----------------------------------------------------------------------------------------
@@ -329,7 +441,23 @@ def load(
         tuple(sorted((overrides or {}).items())),
         None if root is None else str(Path(root).resolve()),
     )
-    return dataclasses.replace(spec, origin=origin)
+    spec = dataclasses.replace(spec, origin=origin)
+    _check_declaration(text, spec)
+    return spec
+
+
+def _check_declaration(text: str, spec: Any) -> None:
+    """TargetError unless the spec's declaration survives the way to the checker (JSON, then
+    ``Declaration.from_dict``): a description the checker cannot read is the description's mistake, said here in
+    one line, not a garbled reply from the worker."""
+    import json
+
+    from checks.adapt.adapters import Declaration
+
+    try:
+        Declaration.from_dict(json.loads(json.dumps(spec.declaration().to_dict(), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise TargetError(f"its declaration cannot be used: {exc}") from None
 
 
 def _load(

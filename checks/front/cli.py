@@ -417,12 +417,16 @@ def check_one(args: argparse.Namespace, job: Job, *, json: bool = True, note: st
     from checks import api
     from checks.adapt import targets
 
+    adapted: list[str] = []  # what the preset chose, for the header and the JSON settings
+
     def loaded(declaration: Any, isolation: str) -> None:
+        adapted.append(declaration.adapted)
         if not args.quiet:
             inferred = f"\n{PROG}: inferred {note}" if note else ""
+            how = f"\n{PROG}: adapted as {declaration.adapted}" if declaration.adapted else ""
             print(
                 f"{PROG}: {job.target} ({declaration.kind}), seed {job.seed}, {job.max_examples} examples per "
-                f"property, oracles {','.join(job.oracles)}{inferred}\n{PROG}: {isolation}",
+                f"property, oracles {','.join(job.oracles)}{inferred}{how}\n{PROG}: {isolation}",
                 file=sys.stderr,
             )
 
@@ -443,6 +447,7 @@ def check_one(args: argparse.Namespace, job: Job, *, json: bool = True, note: st
             )
         print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
         return Exit.UNUSABLE, None
+    report.settings["adapted"] = adapted[0] if adapted else ""
     if note:
         report.settings["inferred"] = note
     status = STATUS_EXIT[report.outcome()[0]]

@@ -35,13 +35,40 @@ NAMES = (
     "leaky_relu",
     "softmax",
     "avgpool",
+    "batchnorm",
+    "dropout",
     "softmax_ce",
+    "svm_loss",
     "network",
 )
 """Every kind the pipeline knows, in the order reports and tables list them."""
-USER_NAMES = ("conv", "maxpool", "relu", "dense", "flatten", "sigmoid", "tanh", "leaky_relu", "softmax", "avgpool")
-"""The kinds a user's layer can be checked as (``--kind``); the others are internal (the network and
-its loss exercise the oracles)."""
+USER_NAMES = (
+    "conv",
+    "maxpool",
+    "relu",
+    "dense",
+    "flatten",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "softmax",
+    "avgpool",
+    "batchnorm",
+    "dropout",
+    "softmax_ce",
+    "svm_loss",
+)
+"""The kinds a user's layer can be checked as (``--kind``); the network is internal (it exercises the oracles)."""
+
+PARAMS = {"conv": ("weight", "bias"), "dense": ("weight", "bias"), "batchnorm": ("gamma", "beta")}
+"""Kind -> the parameters a layer of that kind may declare (``LayerSpec.params``); a kind not listed has none.
+Here, in the standard-library registry, so that the user's side can check a declaration without loading a kind."""
+
+
+def params(kind: str) -> tuple[str, ...]:
+    """The parameter names a layer of ``kind`` may declare (see PARAMS)."""
+    return PARAMS.get(kind, ())
+
 
 LETTER_FIELDS = {"n": "batch", "c": "channels", "f": "filters", "m": "out_features"}
 """Canonical axis letter -> the ``Supports`` field that sizes it (a layout that fixes the axis at 1 fixes
@@ -52,6 +79,24 @@ Grads = dict[str, "np.ndarray"]
 
 def _always(case: Case) -> bool:
     return True
+
+
+@dataclass(frozen=True)
+class OwnOutput:
+    """How a kind whose forward depends on the layer's own hidden choice (dropout: its mask) is judged from the
+    layer's own forward output Z instead of a twin of ours.
+
+    forward(inputs, geometry, z, tol) -> Membership: is Z an output of this kind at all (dropout: Z / X takes
+    only 0 and one scale where X != 0). gradient(inputs, geometry, upstream, z, grad, tol) -> Membership: the
+    verdict on dL/dX given the Z of the same call (it replaces torch and the reference for dL/dX). notes(inputs,
+    z) -> {key: array}: what the reference layer needs to reproduce that choice (read by ``reference_layer`` from
+    ``Case.notes``, so that an explanation compares with the layer's own choice). fix: how to make a layer whose
+    output changes between two forwards on the same input reproducible (said when determinism fails)."""
+
+    forward: Callable[..., Membership]
+    gradient: Callable[..., Membership]
+    notes: Callable[..., dict[str, Any]]
+    fix: str
 
 
 @dataclass(frozen=True)
@@ -102,13 +147,19 @@ class Kind:
       supports; None for kinds a user's layer cannot be checked as. corner(supports) -> supports: the
       part of the supports where the classic bugs of this kind show.
     - membership(inputs, geometry, upstream, grad, probe, tol) -> Membership: the verdict on dL/dX at an
-      exact kink (probe(G') reruns the layer's backward at another upstream gradient); None for kinds
-      without kinks in their input.
+      exact kink (probe(G') reruns the layer's backward at another upstream gradient; a case with labels, a
+      loss's, passes them too as ``labels=``); None for kinds without kinks in their input.
     - hidden_kinks: kinks sit inside the computation, not at its input (a network), so at a tie the
       exact oracle's gradient is only one valid choice.
     - curved: the function is not piecewise linear (softmax): finite differences take an absolute step.
     - regions(case, name) -> [Region]: regions a mismatch of gradient ``name`` may be confined to.
     - mistakes: the known mistakes of this kind's backward.
+    - fd_truncation(inputs, geometry, upstream, name, h) -> per-entry bound on the truncation error of a central
+      difference of step h for gradient ``name`` (a curved kind whose third derivative has a closed form: batch
+      norm); None where rounding dominates it.
+    - own_output: how a kind whose output rests on the layer's own hidden choice (dropout's mask) is judged from
+      the layer's output (OwnOutput); None for every kind our twins compute in full.
+    - params (a property): the parameters a layer of this kind may declare (PARAMS).
     """
 
     name: str
@@ -127,6 +178,12 @@ class Kind:
     curved: bool = False
     regions: Callable[[Case, str], list[Region]] | None = None
     mistakes: tuple[Mistake, ...] = field(default=())
+    fd_truncation: Callable[..., Any] | None = None
+    own_output: OwnOutput | None = None
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return params(self.name)
 
     def letters(self, array: str, ndim: int) -> str | None:
         """The canonical axis letters of ``array`` at rank ``ndim``, or None. A pattern may list

@@ -16,8 +16,10 @@ Everything else (the _modules) is internal.
 from checks.strategies._bounds import Bound
 from checks.strategies._cases import cases
 from checks.strategies._geometries import (
+    batchnorm_geometries,
     conv_geometries,
     dense_geometries,
+    dropout_geometries,
     elementwise_geometries,
     flatten_geometries,
     leaky_relu_geometries,
@@ -33,9 +35,11 @@ __all__ = [
     "MIN_GAP",
     "MODES",
     "Bound",
+    "batchnorm_geometries",
     "cases",
     "conv_geometries",
     "dense_geometries",
+    "dropout_geometries",
     "elementwise_geometries",
     "flatten_geometries",
     "leaky_relu_geometries",

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from checks.geometry import (
+    BatchNormGeometry,
     ConvGeometry,
     DenseGeometry,
+    DropoutGeometry,
     ElementwiseGeometry,
     FlattenGeometry,
     LeakyReluGeometry,
@@ -376,16 +378,129 @@ def dense_geometries(
     return st.builds(DenseGeometry, n.ints(), features, m.ints(), biases)
 
 
-def loss_geometries(*, batch: Bound = (1, 4), classes: Bound = (2, 6)) -> st.SearchStrategy[LossGeometry]:
-    """LossGeometry for softmax cross-entropy on logits (N, M), labels (N,).
+REDUCTIONS = ("mean", "sum")
+"""How a loss combines its per-sample terms: their mean over the batch or their sum."""
+
+
+def _reductions(value: object) -> st.SearchStrategy[str]:
+    """A reduction name (fixed) or a tuple of them (drawn, shrinking towards the first); ValueError otherwise."""
+    names = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if not names or not all(isinstance(n, str) and n in REDUCTIONS for n in names):
+        raise ValueError(f"reduction={value!r}: expected one of {REDUCTIONS} or a tuple of them")
+    return st.sampled_from(names)
+
+
+def loss_geometries(
+    *, batch: Bound = (1, 4), classes: Bound = (2, 6), reduction: str | tuple[str, ...] = REDUCTIONS
+) -> st.SearchStrategy[LossGeometry]:
+    """LossGeometry for a loss (softmax cross-entropy, multiclass hinge) on scores (N, M), labels (N,).
 
     - ``batch``: N, default ``(1, 4)``.
     - ``classes``: M, default ``(2, 6)``.
+    - ``reduction``: "mean" or "sum" (fixed), or a tuple of them (drawn), default both.
 
-    Shrinks towards batch 1 and the fewest classes (2 by default).
+    Shrinks towards batch 1, the fewest classes (2 by default) and the first reduction ("mean").
     """
     n, m = span("batch", batch, minimum=1), span("classes", classes, minimum=1)
-    return st.builds(LossGeometry, n.ints(), m.ints())
+    return st.builds(LossGeometry, n.ints(), m.ints(), _reductions(reduction))
+
+
+RealBound = float | tuple[float, float]
+"""A real-valued bound: a number (fixed) or an inclusive ``(min, max)`` pair of numbers."""
+
+
+def _reals(name: str, value: object, *, low: float, high: float, what: str) -> st.SearchStrategy[float]:
+    """Validate a RealBound (ValueError naming ``name=value``) inside the open interval (low, high); then floats
+    in [min, max] that shrink towards min."""
+
+    def number(v: object) -> bool:
+        return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    if number(value):
+        lo = hi = float(value)  # type: ignore[arg-type]
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(number(v) for v in value):
+        lo, hi = float(value[0]), float(value[1])
+    else:
+        raise ValueError(f"{name}={value!r}: expected a number (fixed) or an inclusive (min, max) pair of numbers")
+    if lo > hi:
+        raise ValueError(f"{name}={value!r}: min {lo} is larger than max {hi}")
+    if not low < lo <= hi < high:
+        raise ValueError(f"{name}={value!r}: {what} lies in ({low:g}, {high:g})")
+    if lo == hi:
+        return st.just(lo)
+    return st.one_of(st.just(lo), st.floats(lo, hi, allow_subnormal=False))
+
+
+def batchnorm_geometries(
+    *,
+    ndim: Bound = (2, 4),
+    batch: Bound = (1, 4),
+    channels: Bound = (1, 4),
+    side: Bound = (1, 4),
+    eps: RealBound = 1e-5,
+    alt: bool | None = False,
+) -> st.SearchStrategy[BatchNormGeometry]:
+    """BatchNormGeometry: training-mode batch norm on (N, D) or, spatial, (N, C, H, W).
+
+    - ``ndim``: 2 (plain) or 4 (spatial), the ranks inside this bound, default ``(2, 4)`` (3 is never drawn).
+    - ``batch``: N, default ``(1, 4)``.
+    - ``channels``: D or C, default ``(1, 4)``.
+    - ``side``: H and W of a spatial input, default ``(1, 4)``.
+    - ``eps``: the number added to the variance, a number (fixed) or a (min, max) pair, default ``1e-5``.
+    - ``alt``: default ``False``; ``None`` draws cases for the layer's alternative backward too (on (N, D) inputs),
+      ``True`` only them.
+
+    Every channel holds at least 2 values (PyTorch refuses to normalise one): a plain input has N >= 2; a spatial
+    input whose N * H * W would be 1 gets N = 2 (or W = 2 when the batch bound is 1).
+
+    Shrinks towards the fewest dimensions, batch and channels, 1x1 images, the smallest eps and the main backward.
+    """
+    dims = span("ndim", ndim, minimum=1)
+    ranks = [d for d in (2, 4) if dims.lo <= d <= dims.hi]
+    if not ranks:
+        raise ValueError(f"ndim={ndim!r}: batch norm is checked on 2-D (N, D) or 4-D (N, C, H, W) inputs")
+    n, c, h = span("batch", batch, minimum=1), span("channels", channels, minimum=1), span("side", side, minimum=1)
+    if n.hi < 2 and (ranks == [2] or h.hi < 2):
+        raise ValueError(f"batch={batch!r}, side={side!r}: no input with 2 or more values per channel fits")
+    if n.hi < 2:
+        ranks = [4]
+    alt = flag("alt", alt)
+    alts = st.booleans() if alt is None else st.just(alt)
+    epsilons = _reals("eps", eps, low=0.0, high=math.inf, what="eps")
+    return _batchnorm(st.sampled_from(ranks), n, c, h, epsilons, alts, alt is None)
+
+
+@st.composite
+def _batchnorm(draw, ranks, n: Span, c: Span, h: Span, eps, alts, drawn_alt: bool) -> BatchNormGeometry:
+    rank = draw(ranks)
+    batch, channels = _int(draw, max(n.lo, 2) if rank == 2 else n.lo, n.hi), _int(draw, *c)
+    shape: tuple[int, ...] = (batch, channels)
+    if rank == 4:
+        height, width = _int(draw, *h), _int(draw, *h)
+        if batch * height * width < 2:
+            batch, width = (2, width) if n.hi >= 2 else (batch, 2)
+        shape = (batch, channels, height, width)
+    # a drawn alt (None) is only drawn on (N, D): the alternative backward people write (CS231n's) is the plain one
+    return BatchNormGeometry(shape, draw(eps), draw(alts) if rank == 2 or not drawn_alt else False)
+
+
+def dropout_geometries(
+    *, ndim: Bound = (2, 4), side: Bound = (1, 5), p: RealBound = (0.2, 0.8), seed: Bound = (0, 2**16)
+) -> st.SearchStrategy[DropoutGeometry]:
+    """DropoutGeometry: inverted dropout on X of any shape, batch first, with the parameter and seed handed to the
+    layer.
+
+    - ``ndim``: number of dimensions, batch included, default ``(2, 4)``.
+    - ``side``: every dimension, default ``(1, 5)``.
+    - ``p``: the dropout parameter, a number (fixed) or a (min, max) pair inside (0, 1), default ``(0.2, 0.8)``.
+    - ``seed``: the seed, an int (fixed) or a (min, max) pair, default ``(0, 65536)``.
+
+    Shrinks towards the smallest shape, the smallest p and seed 0.
+    """
+    seeds = span("seed", seed, minimum=0)
+    return st.builds(
+        DropoutGeometry, _shapes(ndim, side), _reals("p", p, low=0.0, high=1.0, what="a probability"), seeds.ints()
+    )
 
 
 def network_geometries(

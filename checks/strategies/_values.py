@@ -26,13 +26,15 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-MODES = ("separated", "ties", "zeros", "mixed")
+MODES = ("separated", "ties", "zeros", "mixed", "wide")
 """Value modes of ``values``: see its docstring."""
 
 MIN_GAP = 0.1
 """"separated" values: every two entries differ by at least MIN_GAP (so does a pool window's top two)."""
 MIN_ABS = MIN_GAP / 2
 """"separated" values: every entry has |x| >= MIN_ABS (no zeros)."""
+WIDE_GAP = 1.0
+""""wide" values: "separated" values scaled so that every two entries differ by at least WIDE_GAP."""
 TIE_LEVELS = (0.0, 0.5, -0.5, 1.0, -1.0)
 """"ties" values: the only values used, so windows tie and ReLU sees exact zeros; code 0 (0.0) first."""
 MIXED_RANGE = (1e-3, 1e3)
@@ -117,6 +119,11 @@ def _zeros(draw, n: int) -> np.ndarray:
     return x
 
 
+def _wide(n: int) -> st.SearchStrategy[np.ndarray]:
+    """Separated values scaled by WIDE_GAP / MIN_GAP: gaps >= WIDE_GAP, |x| >= WIDE_GAP / 2."""
+    return _separated(n).map(lambda x: x * (WIDE_GAP / MIN_GAP))
+
+
 def _ties(n: int) -> st.SearchStrategy[np.ndarray]:
     """One byte per cell, cut into len(TIE_LEVELS) equal buckets; byte 0 gives TIE_LEVELS[0] = 0.0."""
     levels = np.asarray(TIE_LEVELS)
@@ -141,6 +148,7 @@ def _upstream(draw, n: int) -> np.ndarray:
 
 _BUILDERS: dict[str, Callable[[int], st.SearchStrategy[np.ndarray]]] = {
     "separated": _separated,
+    "wide": _wide,
     "ties": _ties,
     "zeros": _zeros,
     "mixed": _mixed,
@@ -197,6 +205,8 @@ def values(
       to exactly 0.0; the rest keep the separation. For ReLU kinks. Shrinks towards a single zero.
     - ``"mixed"``: |x| log-uniform over MIXED_RANGE (1e-3 .. 1e3), both signs, finite, no subnormals.
       Shrinks towards all 1.0.
+    - ``"wide"``: "separated" values scaled up to gaps of at least WIDE_GAP (1.0): for a batch norm, whose
+      curvature grows as 1 / sigma^3, so that a finite-difference step stays far below every channel's spread.
     """
     return _array(check_mode(mode), _shape(shape), float_dtype(dtype))
 

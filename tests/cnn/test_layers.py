@@ -9,8 +9,10 @@ import pytest
 
 from cnn import (
     AvgPool2D,
+    BatchNorm,
     Conv2D,
     Dense,
+    Dropout,
     Flatten,
     LeakyReLU,
     MaxPool2D,
@@ -18,6 +20,8 @@ from cnn import (
     Sequential,
     Sigmoid,
     Softmax,
+    SoftmaxCrossEntropyLoss,
+    SVMLoss,
     Tanh,
     conv2d,
     conv2d_grad_input,
@@ -27,6 +31,7 @@ from cnn import (
     sigmoid_backward,
     softmax_backward,
     softmax_cross_entropy,
+    svm_loss,
     tanh_backward,
 )
 
@@ -90,6 +95,7 @@ PARAMETERLESS = {
     "Tanh": Tanh,
     "Softmax": lambda: Softmax(1),
     "AvgPool2D": lambda: AvgPool2D(2, 1, 1),
+    "Dropout": lambda: Dropout(0.3, seed=2),
 }
 
 
@@ -451,3 +457,37 @@ def test_float32_network_is_float32_throughout_and_close_to_float64(x_shape, con
     close(dx32, dx64, "float32_vs_float64", what="dX")
     for name in net64.grads:
         close(net32.grads[name], net64.grads[name], "float32_vs_float64", what=name)
+
+
+def test_batchnorm_has_gamma_and_beta_and_their_grads(rng):
+    layer = BatchNorm(3)
+    y = layer.forward(rng.standard_normal((2, 3, 4, 4)))
+    layer.backward(rng.standard_normal(y.shape))
+    assert set(layer.params) == set(layer.grads) == {"gamma", "beta"}
+    assert [p.shape for p in layer.parameters()] == [(3,), (3,)]
+
+
+@pytest.mark.parametrize(
+    ("make", "compute"), [(SoftmaxCrossEntropyLoss, softmax_cross_entropy), (SVMLoss, svm_loss)], ids=["ce", "svm"]
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_loss_layers_return_the_loss_and_scale_their_gradient_by_the_upstream_scalar(
+    make, compute, reduction, rng, close
+):
+    scores, labels = rng.standard_normal((4, 3)), rng.integers(0, 3, 4)
+    layer = make(reduction)
+    loss, d = compute(scores, labels, reduction)
+    out = layer.forward(scores, labels)
+    assert out.shape == () and out.dtype == scores.dtype
+    close(out, loss, what="loss")
+    close(layer.backward(), d, what="dscores")
+    close(layer.backward(np.asarray(-0.5)), -0.5 * d, what="dscores * G")
+    with pytest.raises(ValueError, match="scalar"):
+        layer.backward(np.ones(2))
+
+
+def test_a_loss_layer_refuses_backward_before_forward_and_an_unknown_reduction():
+    with pytest.raises(ValueError, match="before forward"):
+        SVMLoss().backward()
+    with pytest.raises(ValueError, match="reduction"):
+        SoftmaxCrossEntropyLoss("none")

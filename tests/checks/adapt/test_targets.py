@@ -242,7 +242,10 @@ def test_a_spec_of_another_kind_or_with_a_preset_is_refused(tmp_path):
 def test_a_preset_that_cannot_adapt_the_class(tmp_path):
     path = write(tmp_path, "layers.py", "class Conv:\n    def __init__(self):\n        pass\n")
     message = reason(f"{path}:Conv", kind="conv", preset="seed")
-    assert message.startswith(f"cannot adapt {path}:Conv with --preset seed --kind conv: TypeError:")
+    assert message.startswith(
+        f"cannot adapt {path}:Conv with --preset seed --kind conv: Conv() cannot be built as Conv(F): too many "
+        "positional arguments; the preset builds it as Cls(num_filters[, filter_size])"
+    )
 
 
 def test_a_file_without_function_pairs(tmp_path):
@@ -254,3 +257,68 @@ def test_a_file_without_function_pairs(tmp_path):
 def test_a_class_preset_on_a_file_without_a_name(tmp_path):
     path = write(tmp_path, "pairs.py", RELU_PAIR)
     assert "--preset seed needs a class" in reason(str(path), kind="relu", preset="seed")
+
+
+# -- a checks.py or checks/ of the user's own ---------------------------------------------------------------
+
+
+THEIR_CHECKS = """
+import numpy as np
+import checks
+from checks import LayerSpec, numerical_grad
+from checks.tools import clip
+import checks.helpers as h
+
+def f():
+    return checks.gradient_check(h.x) + checks.presets.seed
+"""
+
+
+def test_uses_of_names_cnn_gradchecks_package_lacks_are_found_in_the_source(tmp_path):
+    path = write(tmp_path, "layers.py", THEIR_CHECKS)
+    assert targets._foreign_use(path) == (4, "checks.numerical_grad")
+    path.write_text("import checks\n\n\nclass C:\n    def f(self):\n        return checks.gradient_check()\n")
+    assert targets._foreign_use(path) == (6, "checks.gradient_check")
+    path.write_text("import checks.helpers as h\n\nh.anything()\n")
+    assert targets._foreign_use(path) == (1, "checks.helpers")
+
+
+def test_names_cnn_gradchecks_package_has_are_not_a_foreign_use(tmp_path):
+    source = "import checks\nfrom checks import LayerSpec, Param, presets\nfrom checks.adapt import presets as p\n"
+    path = write(tmp_path, "specs.py", source + "spec = checks.presets.seed\n")
+    assert targets._foreign_use(path) is None
+
+
+def test_a_shadow_is_a_checks_py_or_checks_folder_that_is_not_the_package_itself(tmp_path):
+    assert targets._shadow(tmp_path) is None
+    (tmp_path / "checks").mkdir()
+    assert targets._shadow(tmp_path) == tmp_path / "checks"
+    assert targets._shadow(targets._PACKAGE_DIR.parent) is None  # the repository holds the package itself
+
+
+def test_a_file_using_its_own_checks_module_is_refused_before_it_runs(tmp_path):
+    write(tmp_path, "checks.py", "def numerical_grad():\n    return 0\n")
+    path = write(tmp_path, "layers.py", "from checks import numerical_grad\nraise SystemExit('ran')\n")
+    assert reason(f"{path}:X") == (
+        f"{path}: line 1 uses `checks.numerical_grad` from your own {tmp_path / 'checks.py'}, but `checks` is "
+        "cnn-gradcheck's package and a checked layer always gets that one; rename your checks.py (e.g. to "
+        "my_checks.py) and import it by its new name"
+    )
+
+
+def test_the_same_file_without_a_checks_py_beside_it_is_imported_as_usual(tmp_path):
+    path = write(tmp_path, "layers.py", "from checks import numerical_grad\n")
+    assert "ImportError" in reason(f"{path}:X")  # no claim about a module of theirs that is not there
+
+
+# -- a declaration the checker could not read ---------------------------------------------------------------
+
+
+def test_a_spec_whose_declaration_cannot_reach_the_checker_is_refused_in_one_line(tmp_path):
+    source = SPEC_MODULE.replace('name="identity")', 'name="identity", supports=Supports(dtypes=()))')
+    path = write(
+        tmp_path, "specs.py", source.replace("from checks import LayerSpec", "from checks import LayerSpec, Supports")
+    )
+    assert reason(f"{path}:identity") == (
+        "its declaration cannot be used: dtypes=(): expected one or more of 'float32', 'float64'"
+    )

@@ -19,10 +19,13 @@ from checks.explain.evidence import Diagnosis, Evidence, Pattern
 from checks.explain.mistakes import MISTAKES, mistaken
 from checks.explain.patterns import patterns
 from checks.geometry import (
+    BatchNormGeometry,
     ConvGeometry,
     DenseGeometry,
+    DropoutGeometry,
     ElementwiseGeometry,
     LeakyReluGeometry,
+    LossGeometry,
     PoolGeometry,
     SoftmaxGeometry,
 )
@@ -108,7 +111,37 @@ def avgpool_case() -> Case:
     return Case("avgpool", g, {"input": _values(rng, g.input_shape)}, _values(rng, g.output_shape, 0.1, 2.0))
 
 
+def batchnorm_case(shape: tuple[int, ...] = (4, 3)) -> Case:
+    """Plain batch norm on four samples of three features (or spatial on ``shape``), signed gamma."""
+    g = BatchNormGeometry(shape)
+    rng = np.random.default_rng(5)
+    inputs = {"input": _values(rng, shape, 0.1, 2.0), "gamma": _values(rng, (shape[1],), 0.5, 1.5)}
+    inputs["beta"] = _values(rng, (shape[1],))
+    return Case("batchnorm", g, inputs, _values(rng, shape, 0.1, 2.0))
+
+
+def dropout_case() -> Case:
+    """Drop probability 0.4 on (3, 4): the reference's mask from seed 3 keeps some entries and drops others."""
+    g = DropoutGeometry((3, 4), 0.4, 3)
+    rng = np.random.default_rng(6)
+    return Case("dropout", g, {"input": _values(rng, g.input_shape)}, _values(rng, g.output_shape, 0.1, 2.0))
+
+
+def loss_case(kind: str):
+    """Three samples of four scores, mean over the batch, upstream 1: some hinge margins active, none at 0."""
+
+    def case() -> Case:
+        x = np.array([[0.3, -0.45, 1.2, 0.05], [-1.1, 0.6, 0.25, -0.2], [0.9, 0.15, -0.7, 1.35]])
+        return Case(kind, LossGeometry(3, 4), {"input": x}, np.asarray(1.0), np.array([0, 3, 1]))
+
+    return case
+
+
 CASES = {
+    "batchnorm": batchnorm_case,
+    "dropout": dropout_case,
+    "softmax_ce": loss_case("softmax_ce"),
+    "svm_loss": loss_case("svm_loss"),
     "conv": conv_case,
     "maxpool": pool_case,
     "relu": relu_case,
@@ -177,14 +210,40 @@ def test_the_two_avgpool_divisor_mistakes_are_told_apart_where_windows_hold_diff
         assert scale == ([pytest.approx(4.0)] if other is None else []), found.render_lines()
 
 
+def test_batchnorm_mistakes_are_named_on_spatial_batch_norm_too():
+    for m in [m for m in MISTAKES if m.kind == "batchnorm"]:
+        found = diagnosis(mistaken(m), batchnorm_case((2, 2, 3, 2)), m.gradient)
+        assert [match.mistake for match in found.matches] == [m.name], found.render_lines()
+
+
+def test_the_unbiased_variance_is_named_on_the_gamma_gradient_too():
+    found = diagnosis(mistaken("batchnorm_var_unbiased"), batchnorm_case(), "gamma")
+    assert [m.mistake for m in found.matches] == ["batchnorm_var_unbiased"], found.render_lines()
+
+
 def test_stride_ignored_is_named_on_the_weight_gradient_too():
     found = diagnosis(mistaken("stride_ignored"), conv_case(), "weight")
     assert found.mistake == "stride_ignored"
 
 
+SHAPE_PATTERNS = {"shifted", "unsummed", "first_sample", "assigned"}
+"""Patterns that describe how a gradient was computed wrongly (tests/checks/explain/test_patterns.py)."""
+
+
+# a kind without a case here is already a failure of test_each_known_mistake_is_named_on_a_layer_that_makes_it
+@pytest.mark.parametrize("mistake", [m for m in MISTAKES if m.kind in CASES], ids=lambda m: m.name)
+def test_a_known_mistake_shows_a_shape_pattern_only_when_it_has_that_shape(mistake):
+    found = diagnosis(mistaken(mistake), CASES[mistake.kind](), mistake.gradient)
+    shown = {p.name for p in found.patterns} & SHAPE_PATTERNS
+    # overwrite_overlaps IS a scatter with `=` where windows overlap: the one catalogue entry with such a shape
+    assert shown == ({"assigned"} if mistake.name == "overwrite_overlaps" else set()), found.render_lines()
+
+
 GRADIENTS = [("conv", "input"), ("conv", "weight"), ("conv", "bias"), ("maxpool", "input"), ("relu", "input")]
 GRADIENTS += [("dense", "input"), ("dense", "weight"), ("dense", "bias")]
 GRADIENTS += [(kind, "input") for kind in ("sigmoid", "tanh", "leaky_relu", "softmax", "avgpool")]
+GRADIENTS += [("batchnorm", "input"), ("batchnorm", "gamma"), ("batchnorm", "beta")]
+GRADIENTS += [(kind, "input") for kind in ("dropout", "softmax_ce", "svm_loss")]
 
 
 @pytest.mark.parametrize(("kind", "name"), GRADIENTS)

@@ -54,8 +54,11 @@ GEOMETRIES = {
 }
 # Cost: the valid-alternative tests run every property, finite differences included, on each case.
 TIED_POOLS = pool_geometries(output=(1, 3))
-KINK_MODE = {"maxpool": "ties", "relu": "zeros", "leaky_relu": "zeros"}
+KINK_MODE = {"maxpool": "ties", "relu": "zeros", "leaky_relu": "zeros", "svm_loss": "ties"}
 """The value mode that puts a kind at its kinks (for the subgradient verdict)."""
+OWN_OUTPUT = {"dropout"}
+"""Kinds judged from the layer's own output (Kind.own_output): no twin of ours computes the layer's choice, so
+torch takes no part; the verdict from its own output (filed as subgradient, at any value) and fd do."""
 ONLY_AT_KINKS = {"route_to_all_ties"}
 """Mistakes that only exist at a tie: no oracle but subgradient membership ever sees them."""
 WRONG_SHAPE = {"empty_crop_at_pad0"}
@@ -65,6 +68,8 @@ WRONG_SHAPE = {"empty_crop_at_pad0"}
 def verdicts_for(mistake: Mistake) -> list[str]:
     if mistake.name in ONLY_AT_KINKS:
         return ["subgradient"]
+    if mistake.kind in OWN_OUTPUT:
+        return ["subgradient", "fd"]
     return ["torch", "fd", *(["subgradient"] if mistake.kind in KINK_MODE else [])]
 
 
@@ -80,7 +85,7 @@ MATRIX = [pytest.param(m, v, id=f"{m.name}-{v}") for m in MISTAKES for v in verd
 def test_each_mistake_is_caught_by_each_verdict_alone(mistake: Mistake, verdict: str, judge) -> None:
     prop = f"grad_{mistake.gradient}"
     oracles = () if verdict == "subgradient" else (verdict,)
-    mode = KINK_MODE[mistake.kind] if verdict == "subgradient" else "separated"
+    mode = KINK_MODE[mistake.kind] if verdict == "subgradient" and mistake.kind in KINK_MODE else "separated"
     expected = "structure" if mistake.name in WRONG_SHAPE else verdict
     factory = mistaken(mistake)
 
@@ -92,7 +97,7 @@ def test_each_mistake_is_caught_by_each_verdict_alone(mistake: Mistake, verdict:
     case = find(cases(mistake.kind, GEOMETRIES.get(mistake.kind), mode=mode), caught, settings=SEARCH)
     found = judge(case, factory, oracles=oracles)
     assert found.caught(prop, expected), found.explain()
-    if verdict == "subgradient":
+    if verdict == "subgradient" and mistake.kind not in OWN_OUTPUT:
         assert found.trial.at_kink and [f.oracle for f in found.about(prop)] == ["subgradient"]
     unused = {"torch", "fd"} - set(oracles)
     for oracle in unused:  # the other oracle took no part
@@ -281,7 +286,8 @@ BROKEN = {
 
 
 @pytest.mark.parametrize(
-    "kind", ["conv", "maxpool", "relu", "dense", "sigmoid", "tanh", "leaky_relu", "softmax", "avgpool"]
+    "kind",
+    ["conv", "maxpool", "relu", "dense", "sigmoid", "tanh", "leaky_relu", "softmax", "avgpool", "batchnorm", "dropout"],
 )
 @pytest.mark.parametrize("broken", list(BROKEN))
 def test_the_structural_properties_catch_what_they_are_for(broken: str, kind: str, judge, tweak) -> None:

@@ -33,8 +33,10 @@ from checks.oracles.kinks import pool_argmax_sets
 from checks.strategies import cases, conv_geometries, network_geometries, softmax_geometries
 
 F64, F32 = np.dtype(np.float64), np.dtype(np.float32)
-KINKED = ("relu", "maxpool", "leaky_relu")
+KINKED = ("relu", "maxpool", "leaky_relu", "svm_loss")
 """Kinds whose input gradient is judged by subgradient membership at an exact tie or zero."""
+OWN_OUTPUT = ("dropout",)
+"""Kinds judged from the layer's own output (its mask): by that verdict (filed as subgradient) and fd, never torch."""
 
 
 class Plan(NamedTuple):
@@ -75,6 +77,10 @@ PLANS = [
     *(Plan(kind, "mixed", F64) for kind in ("sigmoid", "tanh", "softmax", "avgpool")),
     Plan("softmax", "separated", F64, softmax_geometries(ndim=(3, 4), axis=1), "axis1"),
     *(Plan("leaky_relu", mode, dtype) for dtype in (F64, F32) for mode in ("separated", "zeros", "ties")),
+    *(Plan("batchnorm", mode, dtype) for dtype in (F64, F32) for mode in ("wide", "separated")),
+    *(Plan("dropout", mode, dtype) for dtype in (F64, F32) for mode in ("separated", "zeros")),
+    *(Plan("svm_loss", mode, dtype) for dtype in (F64, F32) for mode in ("separated", "ties")),
+    Plan("softmax_ce", "separated", F32),
 ]
 
 
@@ -93,6 +99,13 @@ def assert_the_right_verdicts_judged(verdict) -> None:
     """At an exact kink of ReLU / max-pool the input gradient is judged by subgradient membership alone;
     elsewhere every gradient is judged by PyTorch and by finite differences."""
     case, trial = verdict.case, verdict.trial
+    if case.kind in OWN_OUTPUT:
+        assert verdict.statuses("grad_input", "subgradient") == {PASS}, verdict.explain(verdict.about("grad_input"))
+        assert not verdict.about("grad_input", "torch"), verdict.explain(verdict.about("grad_input"))
+        if case.dtype == F64:  # X == 0 is a kink site: fd judges the other entries (all of them in "separated")
+            assert verdict.judged("grad_input", "fd") or not (case.inputs["input"] != 0).any(), verdict.explain()
+        event(f"{case.kind}: judged from its own output")
+        return
     if case.kind in KINKED and trial.at_kink:
         oracles = [f.oracle for f in verdict.about("grad_input")]
         assert oracles == ["subgradient"], f"at a kink grad_input was judged by {oracles}\n{verdict.explain()}"

@@ -20,8 +20,10 @@ import checks.strategies as strategies
 import cnn
 from checks.case import Case
 from checks.geometry import (
+    BatchNormGeometry,
     ConvGeometry,
     DenseGeometry,
+    DropoutGeometry,
     ElementwiseGeometry,
     FlattenGeometry,
     LeakyReluGeometry,
@@ -34,9 +36,11 @@ from checks.strategies import (
     MIN_ABS,
     MIN_GAP,
     MODES,
+    batchnorm_geometries,
     cases,
     conv_geometries,
     dense_geometries,
+    dropout_geometries,
     elementwise_geometries,
     flatten_geometries,
     leaky_relu_geometries,
@@ -48,7 +52,7 @@ from checks.strategies import (
     upstream,
     values,
 )
-from checks.strategies._values import DRAW_LIMIT, MIXED_RANGE, TIE_LEVELS, UPSTREAM_RANGE, WEIGHT_RANGE
+from checks.strategies._values import DRAW_LIMIT, MIXED_RANGE, TIE_LEVELS, UPSTREAM_RANGE, WEIGHT_RANGE, WIDE_GAP
 
 DTYPES = [np.float32, np.float64]
 SLACK = 1e-6  # relative: float32 rounding of values up to ~500 moves a 0.1 gap by < 1e-4
@@ -209,7 +213,7 @@ def test_pool_geometries_keep_every_bound(data):
     pool_geometries(batch=3, channels=2, kernel=2, stride=2, padding=1, output=3),
     dense_geometries(batch=2, features_ndim=3, side=2, out_features=4, bias=False),
     elementwise_geometries(ndim=3, side=2),
-    loss_geometries(batch=3, classes=5),
+    loss_geometries(batch=3, classes=5, reduction="sum"),
 )
 def test_fixed_bounds_stay_fixed(conv, pool, dense, elementwise, loss):
     # r in [0, s-1]: the input may hold one row (column) the stride never reaches, so H, W in {7, 8}
@@ -219,7 +223,7 @@ def test_fixed_bounds_stay_fixed(conv, pool, dense, elementwise, loss):
     assert {pool.height, pool.width} <= {4, 5} and pool.output_shape == (3, 2, 3, 3)
     assert dense == DenseGeometry(2, (2, 2, 2), 4, False)
     assert elementwise == ElementwiseGeometry((2, 2, 2))
-    assert loss == LossGeometry(3, 5)
+    assert loss == LossGeometry(3, 5, "sum")
 
 
 @given(conv_geometries(remainder=False), pool_geometries(remainder=False))
@@ -455,8 +459,8 @@ def test_case_arrays_match_their_geometry_and_dtype(kind, dtype, mode, data):
         assert case.inputs[name].shape == shape and case.inputs[name].dtype == dtype
         assert np.all(case.inputs[name] != 0)
     assert case.upstream.shape == g.output_shape and case.upstream.dtype == dtype
-    if kind in ("softmax_ce", "network"):
-        classes = g.classes if kind == "softmax_ce" else g.dense.out_features
+    if kind in ("softmax_ce", "svm_loss", "network"):
+        classes = g.dense.out_features if kind == "network" else g.classes
         assert case.labels.shape == (g.batch,) and case.labels.dtype == np.int64
         assert np.all((case.labels >= 0) & (case.labels < classes))
         assert case.upstream.shape == () and case.upstream != 0
@@ -552,3 +556,59 @@ def test_public_api_is_listed_and_documented():
         obj = getattr(strategies, name)
         if inspect.isfunction(obj):
             assert obj.__doc__ and "hrinks towards" in obj.__doc__, f"{name}: say what it shrinks towards"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batch norm, dropout and the losses' reductions.
+# ---------------------------------------------------------------------------------------------------------
+
+
+@given(batchnorm_geometries(eps=(1e-5, 0.1), alt=None))
+def test_every_batchnorm_geometry_runs_in_batch_norm_with_two_values_per_channel(g):
+    assert isinstance(g, BatchNormGeometry) and len(g.shape) in (2, 4) and 1e-5 <= g.eps <= 0.1
+    x = np.linspace(-1, 1, math.prod(g.shape)).reshape(g.shape)
+    gamma, beta = np.ones(g.shape[1]), np.zeros(g.shape[1])
+    assert cnn.batch_norm(x, gamma, beta, g.eps).shape == g.output_shape
+    assert math.prod(g.shape) // g.shape[1] >= 2
+    assert not g.alt or len(g.shape) == 2  # the alternative backward people write is the plain one
+
+
+def test_batchnorm_draws_both_backwards_when_alt_is_open_and_keeps_a_fixed_eps():
+    assert reachable(batchnorm_geometries(alt=None), lambda g: g.alt).alt
+    assert not reachable(batchnorm_geometries(alt=None), lambda g: not g.alt).alt
+    assert reachable(batchnorm_geometries(eps=0.25), lambda g: True).eps == 0.25
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [({"ndim": 3}, "2-D"), ({"batch": 1, "side": 1}, "2 or more values"), ({"eps": 0.0}, "eps")],
+)
+def test_batchnorm_bounds_that_admit_nothing_are_refused(bounds, message):
+    with pytest.raises(ValueError, match=message):
+        batchnorm_geometries(**bounds)
+
+
+@given(dropout_geometries(p=(0.3, 0.6)), dropout_geometries(p=0.25, seed=9))
+def test_dropout_geometries_keep_p_and_seed_inside_their_bounds(ranged, fixed):
+    assert isinstance(ranged, DropoutGeometry) and 0.3 <= ranged.p <= 0.6 and 0 <= ranged.seed <= 2**16
+    assert fixed.p == 0.25 and fixed.seed == 9 and ranged.output_shape == ranged.input_shape
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, (0.5, 1.0), "0.5"])
+def test_a_dropout_parameter_outside_0_1_is_refused(p):
+    with pytest.raises(ValueError, match="p="):
+        dropout_geometries(p=p)
+
+
+def test_losses_draw_both_reductions_by_default_and_keep_a_fixed_one():
+    assert reachable(loss_geometries(), lambda g: g.reduction == "sum").reduction == "sum"
+    assert reachable(loss_geometries(reduction="sum"), lambda g: True).reduction == "sum"
+    with pytest.raises(ValueError, match="reduction"):
+        loss_geometries(reduction="none")
+
+
+@given(SHAPES, st.sampled_from(DTYPES), st.data())
+def test_wide_values_are_pairwise_a_whole_unit_apart(shape, dtype, data):
+    x = data.draw(values(shape, dtype, "wide"))
+    assert x.shape == shape and x.dtype == dtype
+    assert np.all(_gaps(x) >= WIDE_GAP * (1 - SLACK) - 1e-3 * (dtype == np.float32))
