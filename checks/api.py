@@ -231,3 +231,49 @@ def _job_for(spec: LayerSpec) -> Job | None:
         return None
     names = [name for name, value in vars(module).items() if value is spec]
     return Job(f"{path}:{names[0]}") if names else None
+
+
+def check_network_job(
+    job: Job,
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    progress: Progress | None = None,
+    wall_seconds: float | None = None,
+    cases: int | None = None,
+) -> Report:
+    """Check the whole network ``job.target`` names (checks.pipeline.chain), its layers in a sandboxed worker;
+    ``checks.adapt.targets.TargetError`` when it cannot be loaded or adapted (no input shape, the layers do not
+    chain, a layer without the methods of one)."""
+    from checks.pipeline import chain
+    from checks.sandbox.network import open_network
+    from checks.sandbox.worker import LoadRefused
+
+    try:
+        session, net, info = open_network(job, input_shape, wall_seconds=wall_seconds)
+    except LoadRefused as exc:
+        raise targets.TargetError(str(exc), Cause(exc.cause) if exc.cause in CAUSES else None, exc.origin) from None
+    with session:
+        checker = chain.Checker(net, info, job.label or job.target, seed=job.seed, count=cases or chain.CASES)
+        report = checker.report(progress)
+        report.settings["sandbox"] = session.caps.reason
+        return report
+
+
+def check_network(
+    target: str,
+    *,
+    input_shape: Sequence[int] | None = None,
+    seed: int = 0,
+    cases: int | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Check a network of your layers end to end: ``target`` is ``path/to/net.py:build`` (a function returning
+    the layers in forward order, a list of them, or a model object); ``input_shape`` unless the module declares
+    INPUT_SHAPE. dL/dx and dL/d(every parameter) against finite differences of the network's loss, each layer
+    checked in place (the first from the loss down that disagrees is named), and the SGD step of layers that
+    update themselves in backward. The network runs in a sandboxed worker process."""
+    limits = limits or Limits()
+    job = Job(target, seed=seed, call_seconds=limits.seconds, memory_bytes=limits.memory_bytes)
+    shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+    return check_network_job(job, shape, progress=progress, cases=cases)

@@ -13,6 +13,8 @@ adapter (checks.adapt), and answers, one frame each (checks.adapt.wire):
 - ``step`` {id} + inputs and G -> a forward, then a backward: ``grads`` with the output too, or ``fault``;
 - ``losses`` {id, name} + base inputs, G and the perturbed points -> ``losses`` (L = sum(Z * G) at each, in
   float64), sending a ``tick`` every half second so that the checker can tell a slow batch from a hang;
+- ``net_load``, ``net_run``, ``net_losses``, ``net_layer_losses``, ``net_train``: a user's whole network
+  (checks.adapt.chain);
 - ``bye`` -> exits.
 
 Every call into the user's code goes through checks.adapt.guard (its exceptions, sys.exit, time and memory
@@ -83,6 +85,7 @@ class Server:
         self.sent = 0  # characters of the transcript already sent
         self.subjects: OrderedDict[int, Any] = OrderedDict()
         self.ticked = 0.0
+        self.network: Any = None  # a whole network (checks.adapt.chain), after net_load
 
     # -- the loop -----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -294,6 +297,14 @@ class Server:
                 self.wire.send(self.reply_fd, self.wire.Message("tick", {"done": k + 1}))
                 self.ticked = time.monotonic()
         self._reply("losses", {}, {"losses": losses})
+
+    # -- a whole network (checks.adapt.chain answers these) -----------------------------------------
+    def _net_load(self, request: Any) -> None:
+        from checks.adapt import chain
+
+        chain.serve(self, request)
+
+    _net_run = _net_losses = _net_layer_losses = _net_train = _net_load
 
 
 # -- values that cross -----------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from checks.settings import (
 )
 
 PROG = "cnn-gradcheck"
+NETWORK = "network"
+"""``--kind network``: a whole network of the user's layers (checks.pipeline.chain; not the internal reference kind)."""
 MAX_DEFAULT_JOBS = 4
 MiB = 1024**2
 
@@ -90,7 +92,16 @@ def _check_parser(sub: Any) -> None:
         help="path/to/file.py:Name, package.module:Name or path/to/file.py (one or more)",
     )
     check.add_argument(
-        "--kind", choices=KINDS, help="layer kind (for classes; for function pairs when the file has several)"
+        "--kind",
+        choices=(*KINDS, NETWORK),
+        help="layer kind (for classes; for function pairs when the file has several); network: a whole network of "
+        "your layers (TARGET net.py:build returns them in forward order)",
+    )
+    check.add_argument(
+        "--input-shape",
+        type=_input_shape,
+        metavar="D,D,...",
+        help="--kind network: the shape of one input, e.g. 28,28 (default: INPUT_SHAPE in the network's module)",
     )
     check.add_argument("--preset", choices=PRESETS, help="how to drive a class (not needed for a LayerSpec)")
     check.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="hypothesis seed (default 0)")
@@ -400,11 +411,56 @@ def _write_plots(report: Any, directory: str) -> None:
         print(f"{PROG}: wrote {path}", file=sys.stderr)
 
 
+def _input_shape(text: str) -> tuple[int, ...]:
+    """argparse type of --input-shape: '28,28' -> (28, 28), positive ints."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
+    if parts and all(p.isdigit() and int(p) > 0 for p in parts):
+        return tuple(int(p) for p in parts)
+    raise argparse.ArgumentTypeError(f"expected positive ints separated by commas (e.g. 28,28), got {text!r}")
+
+
+def run_network_check(args: argparse.Namespace) -> int:
+    """``check TARGET --kind network``: the whole network (checks.pipeline.chain), its verdict as an exit status."""
+    job = job_from_args(args)
+    from checks import api
+    from checks.adapt import targets
+
+    if not args.quiet:
+        print(f"{PROG}: {job.target} (network), seed {job.seed}", file=sys.stderr)
+    try:
+        report = api.check_network_job(
+            job, args.input_shape, progress=None if args.quiet else Progress(sys.stderr), wall_seconds=args.wall_timeout
+        )
+    except targets.TargetError as exc:
+        if args.json:
+            from checks.report import Report
+
+            _write_json(args.json, Report(target=job.target, kind=NETWORK, properties=[], error=str(exc)).to_json())
+        print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
+        return Exit.UNUSABLE
+    try:
+        if args.json:
+            _write_json(args.json, report.to_json())
+        if args.json != "-":
+            print(report.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
+    except BrokenPipeError:
+        stdout_gone()
+    if not report.passed:
+        failed = ", ".join(report.failed_properties) or report.error or "?"
+        replay = f"{PROG} check {job.target} --kind {NETWORK} --seed {job.seed}"
+        print(f"{PROG}: FAILED ({failed}); replay: {replay}", file=sys.stderr)
+    return STATUS_EXIT[report.outcome()[0]]
+
+
 def run_check(args: argparse.Namespace) -> int:
     """``cnn-gradcheck check``: one layer as before; several targets, or a file without a Name and without
     --kind (every layer it defines, inferred), through checks.front.many."""
     from checks.front import many
 
+    if args.kind == NETWORK:
+        return run_network_check(args)
+    if args.input_shape is not None:
+        raise UsageProblem("--input-shape is for --kind network")
     if len(args.targets) > 1 or many.surveys(args.targets[0], args):
         return many.run(args)
     return check_one(args, job_from_args(args))[0]

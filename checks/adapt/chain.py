@@ -1,0 +1,644 @@
+"""A user's whole network, held in the worker: its layers in forward order, how each is driven, its parameters,
+and the requests the checker makes of it (``checks.pipeline.chain`` judges the answers; nothing here is a verdict).
+
+The target names a function that returns the layers (``net.py:build``), a module-level list of them, or a model
+object (with a ``layers`` list, or only forward/backward: then the model is one layer). Each layer is driven by
+the names the seed preset accepts (checks.adapt.presets: ``forward`` / ``forward_prop`` / ..., ``backward`` /
+``backprop`` / ..., the learning rate as backward's second argument or at ``self.lr``). Its parameters are its
+float ndarray attributes that forward leaves alone and that either backward moves at a learning rate > 0 or the
+forward's output depends on; a parameter's gradient is recovered from the step, g = (before - after) / lr, and
+every parameter is put back after every backward, so the network's state never drifts.
+
+Requests (``serve`` dispatches them; every call into the user's code goes through checks.adapt.guard):
+
+- ``net_load`` {target, root, input_shape, call_seconds, memory_bytes, import_seconds, lr} -> ``net_loaded``
+  {input_shape, layers, takes_lr, model, loss, declared_loss, probe_fault} + the output at a fixed probe input;
+  ``refused`` when the network cannot be adapted (no layers, a method missing, no input shape, the layers do not
+  chain); a layer that misbehaves on the probe is not a refusal: ``probe_fault`` says which, for the checker to
+  report as a failed check;
+- ``net_run`` {lr, loss} + x, labels -> ``net_ran``: every layer's input and output, the loss, the upstream
+  gradient each layer received, the gradient it returned, each parameter's recovered gradient;
+- ``net_losses`` {layer, name, loss} + x, labels, points -> the network loss with input ``name`` (layer -1) or
+  parameter ``name`` of ``layer`` set to each point;
+- ``net_layer_losses`` {layer, name} + a, upstream, points -> sum(f_i(a) * G_i) at each point (layer i alone);
+- ``net_train`` {steps, lr, loss} + xs, labels -> the mean loss over the batch before each epoch of per-sample
+  SGD steps and after the last (the parameters are put back afterwards).
+
+Standard library and numpy only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from checks.adapt import presets
+from checks.adapt.guard import Cause, LayerFault
+
+LOSSES = ("softmax_ce", "nll")
+"""softmax_ce: -log softmax(z)[label] over the last axis; nll: -log p[label] (the last layer is a softmax)."""
+BUILD_NAMES = ("build", "network", "model", "layers", "net")
+"""What a target without a name may be called in the module, in this order."""
+LR_ATTRIBUTES = ("lr", "learning_rate", "alpha")
+"""Where a layer whose backward takes no learning rate keeps it."""
+PROBE_NUDGE = 1e-3
+"""How far a parameter backward never moves is nudged to see whether the forward reads it."""
+SHAPE_WORDS = ("shape", "broadcast", "align", "dimension", "size", "index", "mismatch", "operand", "to unpack")
+"""Words of numpy's errors for an array of the wrong shape: such an error on the probe means the layers do not
+chain (an adaptation error), anything else is the layer's own fault."""
+
+
+class NetworkError(ValueError):
+    """The network cannot be adapted as described; ``str()`` is one line saying what to change."""
+
+
+# -- the loss -----------------------------------------------------------------------------------------------
+
+
+def loss_for(output: np.ndarray) -> str:
+    """``nll`` when every row of the output (last axis, more than one class) is a probability vector (entries
+    >= 0 summing to 1 within 1e-9): the last layer is a softmax; ``softmax_ce`` otherwise."""
+    z = np.asarray(output, dtype=np.float64)
+    if z.ndim == 0 or z.shape[-1] < 2 or not np.all(np.isfinite(z)):
+        return "softmax_ce"
+    return "nll" if bool(np.all(z >= 0) and np.allclose(z.sum(axis=-1), 1.0, rtol=0, atol=1e-9)) else "softmax_ce"
+
+
+def loss_and_grad(output: np.ndarray, labels: np.ndarray, loss: str) -> tuple[float, np.ndarray]:
+    """(L, dL/dz) in float64, summed over the rows of z (its last axis holds the classes).
+
+    softmax_ce: L = -sum_r log softmax(z_r)[y_r], dL/dz_r = softmax(z_r) - onehot(y_r);
+    nll: L = -sum_r log z_r[y_r], dL/dz_r = -onehot(y_r) / z_r[y_r]."""
+    z = np.asarray(output, dtype=np.float64)
+    rows = z.reshape(-1, z.shape[-1])
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    at = np.arange(len(rows))
+    g = np.zeros_like(rows)
+    if loss == "nll":
+        p = rows[at, y]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = float(-np.sum(np.log(p))) if np.all(p > 0) else math.inf
+            g[at, y] = -1.0 / p
+    else:
+        shifted = rows - rows.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        value = float(-np.sum(log_p[at, y]))
+        g = np.exp(log_p)
+        g[at, y] -= 1.0
+    return value, g.reshape(z.shape)
+
+
+# -- the network ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Layer:
+    """One layer: the user's object, how it is called, and its parameters (attribute names)."""
+
+    obj: Any
+    index: int
+    forward: str
+    backward: str
+    lr_argument: str | None
+    lr_attribute: str | None
+    params: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return type(self.obj).__name__
+
+    @property
+    def shown(self) -> str:
+        """ "layer 2 MaxPool2 (index 1)": how every message names it."""
+        return f"layer {self.index + 1} {self.name} (index {self.index})"
+
+    @property
+    def takes_lr(self) -> bool:
+        return self.lr_argument is not None or self.lr_attribute is not None
+
+    def describe(self) -> dict:
+        how = (
+            f"{self.backward}(d, {self.lr_argument})"
+            if self.lr_argument
+            else f"{self.backward}(d) with self.{self.lr_attribute}"
+            if self.lr_attribute
+            else f"{self.backward}(d), no learning rate"
+        )
+        params = {p: list(np.shape(getattr(self.obj, p))) for p in self.params}
+        return {"index": self.index, "name": self.name, "calls": f"{self.forward}(x), {how}", "params": params}
+
+
+@dataclass
+class Network:
+    """The layers in forward order; ``model``: the target was one object with forward/backward (no layers)."""
+
+    layers: list[Layer]
+    model: bool
+    input_shape: tuple[int, ...]
+
+
+Guarded = Callable[..., Any]
+"""guard.call bound to the worker's limits: guarded(stage, fn, *args, shapes=...)."""
+
+
+def resolve(module: Any, name: str | None, guarded: Guarded) -> tuple[list[Any], bool]:
+    """(the layer objects in forward order, whether the target is a model without layers)."""
+    names = [name] if name else [n for n in BUILD_NAMES if hasattr(module, n)]
+    if not names or not hasattr(module, names[0]):
+        wanted = name or " / ".join(BUILD_NAMES)
+        raise NetworkError(
+            f"no {wanted} in the module: name a function returning the layers in forward order (net.py:build), "
+            "a list of them, or a model object"
+        )
+    obj = getattr(module, names[0])
+    if inspect.isfunction(obj) or inspect.isclass(obj):  # build() or a model class: called without arguments
+        obj = guarded("construct", obj, shapes="")
+    if isinstance(obj, (list, tuple)):
+        return list(obj), False
+    inner = getattr(obj, "layers", None)
+    if isinstance(inner, (list, tuple)) and inner:
+        return list(inner), False
+    if _is_layer(obj):
+        return [obj], True
+    raise NetworkError(
+        f"{names[0]} gave {type(obj).__name__}: expected a list of layers in forward order, an object with a "
+        "`layers` list, or a model with forward and backward methods"
+    )
+
+
+def _is_layer(obj: Any) -> bool:
+    return any(callable(getattr(obj, n, None)) for n in presets.SEED_FORWARD) and any(
+        callable(getattr(obj, n, None)) for n in presets.SEED_BACKWARD
+    )
+
+
+def adapt_layer(obj: Any, index: int) -> Layer:
+    """How to call one layer (NetworkError naming it when it cannot be called as a layer)."""
+    shown = f"layer {index + 1} {type(obj).__name__} (index {index})"
+    if not _is_layer(obj):
+        raise NetworkError(
+            f"{shown} is not a layer: expected a {' / '.join(presets.SEED_FORWARD)} method and a "
+            f"{' / '.join(presets.SEED_BACKWARD)} method"
+        )
+    cls = type(obj)
+    try:
+        forward = presets._method(cls, presets.SEED_FORWARD, "forward")
+        backward = presets._method(cls, presets.SEED_BACKWARD, "backward")
+        presets._learning_rate_parameter(cls, forward, "x")
+        lr_argument = presets._learning_rate_parameter(cls, backward, "d", presets.SEED_LR_ARGUMENTS)
+    except presets.AdaptError as exc:
+        raise NetworkError(f"{shown}: {exc}") from None
+    lr_attribute = None
+    if lr_argument is None:
+        lr_attribute = next((a for a in LR_ATTRIBUTES if _number(getattr(obj, a, None)) is not None), None)
+    return Layer(obj, index, forward, backward, lr_argument, lr_attribute)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return None
+    return float(value)
+
+
+def float_arrays(obj: Any) -> dict[str, np.ndarray]:
+    """The object's own float ndarray attributes (the candidates for parameters)."""
+    try:
+        items = vars(obj).items()
+    except TypeError:  # __slots__: nothing found
+        return {}
+    return {k: v for k, v in items if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size > 0}
+
+
+def parse_shape(value: Any) -> tuple[int, ...]:
+    """An input shape from INPUT_SHAPE or ``--input-shape`` (a tuple of positive ints; NetworkError otherwise)."""
+    try:
+        shape = tuple(int(d) for d in value)
+        ok = all(d > 0 and d == e for d, e in zip(shape, value, strict=True)) and 0 < len(shape) <= 6
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise NetworkError(f"input shape {value!r}: expected positive ints, e.g. INPUT_SHAPE = (28, 28)")
+    return shape
+
+
+# -- calls into the network ------------------------------------------------------------------------------------
+
+
+class Calls:
+    """The network and every call the requests make into it, each guarded, each naming its layer on a fault."""
+
+    def __init__(self, network: Network, guarded: Guarded, tick: Callable[[], None]) -> None:
+        self.network = network
+        self.guarded = guarded
+        self.tick = tick
+
+    @property
+    def layers(self) -> list[Layer]:
+        return self.network.layers
+
+    def forward(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        """layer.forward(a copy of a), checked to be a float ndarray; LayerFault with ``layer`` set otherwise."""
+        shapes = f"input {tuple(a.shape)}"
+        try:
+            z = self.guarded("forward", getattr(layer.obj, layer.forward), a.copy(), shapes=shapes)
+            if not isinstance(z, np.ndarray) or z.dtype.kind != "f":
+                got = "None" if z is None else f"{type(z).__name__} {getattr(z, 'dtype', '')}".strip()
+                raise LayerFault("forward", f"returned {got} instead of a float ndarray", shapes, cause=Cause.TYPE)
+            if not np.all(np.isfinite(z)):
+                raise LayerFault("forward", "output has non-finite entries", shapes, cause=Cause.NONFINITE)
+        except LayerFault as fault:
+            fault.layer = layer.index  # type: ignore[attr-defined]
+            raise
+        self.tick()
+        return z
+
+    def forward_from(self, start: int, a: np.ndarray) -> np.ndarray:
+        for layer in self.layers[start:]:
+            a = self.forward(layer, a)
+        return a
+
+    def backward(self, layer: Layer, g: np.ndarray, a: np.ndarray, lr: float, restore: bool = True) -> tuple:
+        """(dL/da or None, {param: (before - after) / lr}, {param: moved}) of one backward at ``lr``; the
+        parameters are put back unless ``restore`` is False."""
+        obj, shapes = layer.obj, f"input {tuple(a.shape)}, upstream {tuple(g.shape)}"
+        live = {p: getattr(obj, p) for p in layer.params}
+        before = {p: np.array(v, dtype=np.float64, copy=True) for p, v in live.items()}
+        saved_lr = getattr(obj, layer.lr_attribute) if layer.lr_attribute else None
+        try:
+            if layer.lr_attribute:
+                setattr(obj, layer.lr_attribute, lr)
+            args = (g.copy(), lr) if layer.lr_argument else (g.copy(),)
+            dx = self.guarded("backward", getattr(obj, layer.backward), *args, shapes=shapes)
+            grads, moved = {}, {}
+            for p in layer.params:
+                after = np.asarray(getattr(obj, p), dtype=np.float64)
+                if after.shape != before[p].shape:
+                    detail = f"parameter {p!r} changed shape from {before[p].shape} to {after.shape}"
+                    raise LayerFault("backward", detail, shapes, cause=Cause.SHAPE)
+                grads[p] = (before[p] - after) / lr
+                moved[p] = bool(np.any(after != before[p]))
+            if dx is not None:
+                if not isinstance(dx, np.ndarray) or dx.dtype.kind != "f":
+                    raise LayerFault("backward", f"returned {type(dx).__name__}, not a float ndarray", shapes)
+                if dx.shape != a.shape:
+                    detail = f"input gradient has shape {dx.shape}, its input {a.shape}"
+                    raise LayerFault("backward", detail, shapes, cause=Cause.SHAPE, actual_shape=dx.shape)
+                if not np.all(np.isfinite(dx)):
+                    raise LayerFault("backward", "input gradient has non-finite entries", shapes, cause=Cause.NONFINITE)
+        except LayerFault as fault:
+            fault.layer = layer.index  # type: ignore[attr-defined]
+            raise
+        finally:
+            if restore:
+                self.put_back(layer, live, before)
+            if layer.lr_attribute:
+                setattr(obj, layer.lr_attribute, saved_lr)
+        self.tick()
+        return dx, grads, moved
+
+    @staticmethod
+    def put_back(layer: Layer, live: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray]) -> None:
+        """Each parameter back to ``values``, in its original array (the layer may have rebound the name)."""
+        for p, array in live.items():
+            array[...] = values[p]
+            setattr(layer.obj, p, array)
+
+    def run(self, x: np.ndarray, labels: np.ndarray, lr: float, loss: str) -> tuple[dict, dict[str, np.ndarray]]:
+        """One forward and one backward of the whole network (net_run's reply body and arrays)."""
+        arrays: dict[str, np.ndarray] = {}
+        a = x
+        for layer in self.layers:
+            arrays[f"in:{layer.index}"] = a.copy()
+            a = self.forward(layer, a)
+            arrays[f"out:{layer.index}"] = a.copy()
+        value, g = loss_and_grad(a, labels, loss)
+        body: dict[str, Any] = {"loss": value if math.isfinite(value) else None, "moved": {}, "returned": {}}
+        for layer in reversed(self.layers):
+            arrays[f"up:{layer.index}"] = g.copy()
+            for p in layer.params:
+                arrays[f"param:{layer.index}:{p}"] = np.array(getattr(layer.obj, p), dtype=np.float64)
+            dx, grads, moved = self.backward(layer, g, arrays[f"in:{layer.index}"], lr)
+            body["moved"][str(layer.index)] = moved
+            for p, grad in grads.items():
+                arrays[f"grad:{layer.index}:{p}"] = grad
+            body["returned"][str(layer.index)] = dx is not None
+            if dx is None:
+                if layer.index > 0:
+                    raise _fault(layer, "backward", "returned None: the layers before it get no gradient", Cause.TYPE)
+                break
+            arrays[f"dx:{layer.index}"] = np.asarray(dx, dtype=np.float64)
+            g = np.asarray(dx, dtype=np.float64)
+        return body, arrays
+
+    def losses(self, x: np.ndarray, labels: np.ndarray, loss: str, layer: int, name: str, points: np.ndarray) -> list:
+        """The network loss with the input (layer -1) or parameter ``name`` of ``layer`` at each point."""
+        out = []
+        if layer < 0:
+            for point in points:
+                out.append(loss_and_grad(self.forward_from(0, point.astype(x.dtype)), labels, loss)[0])
+            return out
+        target = self.layers[layer]
+        a = x
+        for prior in self.layers[:layer]:
+            a = self.forward(prior, a)
+        array = getattr(target.obj, name)
+        saved = array.copy()
+        try:
+            for point in points:
+                array[...] = point
+                out.append(loss_and_grad(self.forward_from(layer, a), labels, loss)[0])
+        finally:
+            array[...] = saved
+            setattr(target.obj, name, array)
+        return out
+
+    def layer_losses(self, layer: int, name: str, a: np.ndarray, g: np.ndarray, points: np.ndarray) -> list:
+        """sum(f_i(a) * G) with layer i's input (name "input") or its parameter ``name`` at each point."""
+        target = self.layers[layer]
+        out = []
+        if name == "input":
+            for point in points:
+                out.append(float(np.sum(np.asarray(self.forward(target, point), dtype=np.float64) * g)))
+            return out
+        array = getattr(target.obj, name)
+        saved = array.copy()
+        try:
+            for point in points:
+                array[...] = point
+                out.append(float(np.sum(np.asarray(self.forward(target, a), dtype=np.float64) * g)))
+        finally:
+            array[...] = saved
+            setattr(target.obj, name, array)
+        return out
+
+    def train(self, xs: np.ndarray, labels: np.ndarray, steps: int, lr: float, loss: str) -> list:
+        """Mean loss over the batch before each of ``steps`` epochs of per-sample SGD steps, and after the last;
+        the parameters are put back afterwards."""
+        live = {(layer.index, p): getattr(layer.obj, p) for layer in self.layers for p in layer.params}
+        start = {k: np.array(v, copy=True) for k, v in live.items()}
+        curve = []
+        try:
+            for _ in range(steps):
+                curve.append(self._mean_loss(xs, labels, loss))
+                for x, y in zip(xs, labels, strict=True):
+                    self._step(x, y, lr, loss)
+            curve.append(self._mean_loss(xs, labels, loss))
+        finally:
+            for (i, p), array in live.items():
+                array[...] = start[(i, p)]
+                setattr(self.layers[i].obj, p, array)
+        return curve
+
+    def _mean_loss(self, xs: np.ndarray, labels: np.ndarray, loss: str) -> float:
+        return float(
+            np.mean([loss_and_grad(self.forward_from(0, x), y, loss)[0] for x, y in zip(xs, labels, strict=True)])
+        )
+
+    def _step(self, x: np.ndarray, y: np.ndarray, lr: float, loss: str) -> None:
+        inputs, a = [], x
+        for layer in self.layers:
+            inputs.append(a)
+            a = self.forward(layer, a)
+        g = loss_and_grad(a, y, loss)[1]
+        for layer in reversed(self.layers):
+            dx = self.backward(layer, g, inputs[layer.index], lr, restore=False)[0]
+            if dx is None:
+                break
+            g = np.asarray(dx, dtype=np.float64)
+
+
+def _fault(layer: Layer, stage: str, detail: str, cause: Cause) -> LayerFault:
+    fault = LayerFault(stage, detail, cause=cause)
+    fault.layer = layer.index  # type: ignore[attr-defined]
+    return fault
+
+
+# -- loading: resolve, adapt, chain, find the parameters ----------------------------------------------------------
+
+
+def _shape_error(fault: LayerFault) -> bool:
+    """A fault from numpy about an array's shape (the layers do not chain), not the layer's own misbehaviour."""
+    text = fault.detail.lower()
+    typed = text.startswith(("raised valueerror", "raised indexerror"))
+    return fault.cause is Cause.RAISED and typed and any(w in text for w in SHAPE_WORDS)
+
+
+def chain_layers(calls: Calls, x: np.ndarray) -> tuple[list[np.ndarray], LayerFault | None]:
+    """The probe forward: each layer's input, in order, and the first fault (NetworkError when a layer does
+    not accept the shape the previous one gives, or the declared input shape)."""
+    inputs, a = [], x
+    for layer in calls.layers:
+        inputs.append(a)
+        try:
+            a = calls.forward(layer, a)
+        except LayerFault as fault:
+            if _shape_error(fault):
+                why = fault.detail.removeprefix("raised ")
+                if layer.index == 0:
+                    raise NetworkError(
+                        f"{layer.shown} does not accept the declared input shape {tuple(x.shape)}: {why}"
+                    ) from None
+                before = calls.layers[layer.index - 1]
+                raise NetworkError(
+                    f"the layers do not chain: {before.shown} gives shape {tuple(a.shape)}, which {layer.shown} "
+                    f"does not accept: {why}"
+                ) from None
+            return inputs, fault
+    inputs.append(a)
+    return inputs, None
+
+
+def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str) -> LayerFault | None:
+    """Set each layer's ``params``: float arrays forward leaves alone that backward moves, or that the forward's
+    output depends on (nudged by PROBE_NUDGE). The first fault of the probe backward, if any."""
+    candidates: dict[int, dict[str, np.ndarray]] = {}
+    for layer in calls.layers:  # forward again, watching which arrays it writes (caches, not parameters)
+        before = {k: (id(v), v.copy()) for k, v in float_arrays(layer.obj).items()}
+        try:
+            calls.forward(layer, inputs[layer.index])
+        except LayerFault as fault:
+            return fault
+        after = float_arrays(layer.obj)
+        candidates[layer.index] = {
+            k: v for k, v in after.items() if k in before and id(v) == before[k][0] and np.array_equal(v, before[k][1])
+        }
+    for layer in calls.layers:  # every candidate is watched by the probe backward
+        layer.params = sorted(candidates[layer.index])
+    g = loss_and_grad(inputs[-1], np.zeros(inputs[-1].shape[:-1], dtype=np.int64), loss)[1]
+    moved: dict[int, dict[str, bool]] = {}
+    fault = None
+    for layer in reversed(calls.layers):
+        try:
+            calls.forward(layer, inputs[layer.index])  # backward follows its own forward
+            dx, _, moved[layer.index] = calls.backward(layer, g, inputs[layer.index], lr)
+        except LayerFault as exc:
+            fault = exc
+            break
+        if dx is None:
+            break
+        g = np.asarray(dx, dtype=np.float64)
+    for layer in calls.layers:
+        kept = []
+        for p in layer.params:
+            if moved.get(layer.index, {}).get(p) or _read_by_forward(calls, layer, p, inputs[layer.index]):
+                kept.append(p)
+        layer.params = kept
+    return fault
+
+
+def _read_by_forward(calls: Calls, layer: Layer, name: str, a: np.ndarray) -> bool:
+    array = getattr(layer.obj, name)
+    saved = array.copy()
+    try:
+        base = calls.forward(layer, a)
+        nudge = (
+            PROBE_NUDGE * (1.0 + np.abs(saved)) * np.where(np.arange(saved.size) % 2, 1.0, -1.0).reshape(saved.shape)
+        )
+        array[...] = saved + nudge
+        changed = calls.forward(layer, a)
+        return bool(changed.shape != base.shape or np.any(changed != base))
+    except LayerFault:
+        return False
+    finally:
+        array[...] = saved
+        setattr(layer.obj, name, array)
+
+
+def probe_input(shape: tuple[int, ...]) -> np.ndarray:
+    """The input the network is adapted on: uniform in [-0.5, 0.5] (image / 255 - 0.5), fixed."""
+    return np.random.default_rng(0).uniform(-0.5, 0.5, shape)
+
+
+def load(
+    module: Any, name: str | None, input_shape: Any, lr: float, guarded: Guarded, tick: Callable
+) -> tuple[Calls, dict, np.ndarray | None]:
+    """The network of ``module``: (its calls, the net_loaded body, the probe output or None)."""
+    declared = input_shape if input_shape is not None else getattr(module, "INPUT_SHAPE", None)
+    if declared is None:
+        where = Path(getattr(module, "__file__", "") or "the module").name
+        raise NetworkError(
+            f"no input shape: declare INPUT_SHAPE = (28, 28) in {where} or pass --input-shape 28,28 "
+            "(check_network(..., input_shape=(28, 28)) in Python)"
+        )
+    shape = parse_shape(declared)
+    x = probe_input(shape)
+    objs, model = resolve(module, name, guarded)
+    layers = [adapt_layer(obj, i) for i, obj in enumerate(objs)]
+    calls = Calls(Network(layers, model, shape), guarded, tick)
+    inputs, fault = chain_layers(calls, x)
+    output = inputs[-1] if fault is None else None
+    loss = loss_for(output) if output is not None else "softmax_ce"
+    if fault is None and output is not None:
+        if output.ndim == 0 or output.shape[-1] < 2:
+            raise NetworkError(
+                f"the network's output has shape {output.shape}: the last axis must hold the class scores"
+            )
+        fault = find_parameters(calls, inputs, lr, loss)
+    body = {
+        "input_shape": list(shape),
+        "layers": [layer.describe() for layer in layers],
+        "takes_lr": [layer.takes_lr for layer in layers],
+        "model": model,
+        "loss": loss,
+        "declared_loss": getattr(module, "LOSS", None) if getattr(module, "LOSS", None) in LOSSES else None,
+        "probe_fault": None if fault is None else _fault_body(fault),
+    }
+    return calls, body, output
+
+
+def _fault_body(fault: LayerFault) -> dict:
+    return {
+        "stage": fault.stage,
+        "cause": fault.cause.value,
+        "detail": fault.detail,
+        "shapes": fault.shapes,
+        "actual_shape": None if fault.actual_shape is None else list(fault.actual_shape),
+        "origin": getattr(fault, "origin", None),
+        "layer": getattr(fault, "layer", None),
+    }
+
+
+# -- the requests -----------------------------------------------------------------------------------------------
+
+
+def serve(server: Any, request: Any) -> None:
+    """Answer one ``net_*`` request for checks.adapt.serve.Server (its reply, guard and tick)."""
+    from checks.adapt import targets
+    from checks.adapt.guard import Limits
+
+    b, arrays = request.body, request.arrays
+    verb = request.verb
+    if verb == "net_load":
+        server.limits = Limits(seconds=b.get("call_seconds"), memory_bytes=b.get("memory_bytes"))
+        try:
+            target = targets.parse(b["target"])
+            root = Path(b["root"]) if b.get("root") else None
+            module = targets.import_target(target, root, b.get("import_seconds"))
+            calls, body, output = load(
+                module, target.name, b.get("input_shape"), float(b["lr"]), _guarded(server), _ticker(server)
+            )
+        except (targets.TargetError, NetworkError) as exc:
+            cause = getattr(getattr(exc, "cause", None), "value", getattr(exc, "cause", None))
+            server._reply("refused", {"reason": str(exc), "cause": cause, "origin": getattr(exc, "origin", None)})
+            return
+        except LayerFault as fault:  # building the network (calling build) misbehaved
+            server._reply("refused", {"reason": f"building the network: {fault}", "cause": fault.cause.value})
+            return
+        server.network = calls
+        server._reply("net_loaded", body, {} if output is None else {"output": output})
+        return
+    calls: Calls | None = getattr(server, "network", None)
+    if calls is None:
+        server._reply("refused", {"reason": "no network loaded", "cause": "garbled"})
+        return
+    server.ticked = time.monotonic()
+    try:
+        if verb == "net_run":
+            body, out = calls.run(arrays["x"], arrays["labels"], float(b["lr"]), b["loss"])
+            server._reply("net_ran", body, out)
+        elif verb == "net_losses":
+            values = calls.losses(
+                arrays["x"], arrays["labels"], b["loss"], int(b["layer"]), b["name"], arrays["points"]
+            )
+            server._reply("net_losses", {}, {"losses": _finite(values)})
+        elif verb == "net_layer_losses":
+            values = calls.layer_losses(int(b["layer"]), b["name"], arrays["a"], arrays["upstream"], arrays["points"])
+            server._reply("net_losses", {}, {"losses": _finite(values)})
+        elif verb == "net_train":
+            values = calls.train(arrays["xs"], arrays["labels"], int(b["steps"]), float(b["lr"]), b["loss"])
+            server._reply("net_losses", {}, {"losses": _finite(values)})
+        else:
+            server._reply("refused", {"reason": f"unknown request {verb!r}", "cause": "garbled"})
+    except LayerFault as fault:
+        server._reply("fault", {"fault": _fault_body(fault)})
+
+
+def _finite(values: list) -> np.ndarray:
+    """Losses as float64, a non-finite one as NaN (the checker says which point and why)."""
+    return np.array([v if math.isfinite(v) else np.nan for v in values], dtype=np.float64)
+
+
+def _guarded(server: Any) -> Guarded:
+    def call(stage: str, fn: Callable, *args: Any, shapes: str = "") -> Any:
+        return server._guarded(stage, fn, *args, shapes=shapes)
+
+    return call
+
+
+def _ticker(server: Any) -> Callable[[], None]:
+    """Tell the checker the worker is alive at least every TICK_SECONDS while a request makes many calls."""
+
+    def tick() -> None:
+        now = time.monotonic()
+        if now - server.ticked > 0.5:
+            server.wire.send(server.reply_fd, server.wire.Message("tick", {"done": 0}))
+            server.ticked = now
+
+    return tick

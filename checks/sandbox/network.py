@@ -1,0 +1,197 @@
+"""The checker's side of a whole network in the worker: load it, run it, difference it, train it.
+
+``open_network(job, input_shape)`` starts a worker (checks.sandbox.worker.Session: the same sandbox, limits and
+death/hang handling as for one layer) and has it load the network (checks.adapt.chain); ``RemoteNetwork`` is the
+``checks.pipeline.chain.Net`` the checker drives. Nothing the worker sends is trusted: every reply is checked for
+its verb, its arrays' names, shapes and finiteness before it is used, and anything else ends the session as
+garbled; a layer's fault becomes a ``NetFault`` naming the layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from checks.adapt import wire
+from checks.adapt.guard import Cause, LayerFault
+from checks.job import Job
+from checks.pipeline.chain import LR, LayerInfo, NetFault, NetInfo, Run
+from checks.sandbox.worker import LoadRefused, Session, _origin, _text
+
+MAX_LAYERS = 1000
+
+
+class NetworkSession(Session):
+    """A worker session whose target is a network: nothing is loaded at start, ``open_network`` loads it."""
+
+    def _load(self, spelling: tuple[str, str]) -> None:
+        return None
+
+
+def open_network(
+    job: Job, input_shape: tuple[int, ...] | None, *, wall_seconds: float | None = None
+) -> tuple[NetworkSession, RemoteNetwork, NetInfo]:
+    """Start a worker and load ``job.target``'s network (LoadRefused when it cannot be adapted)."""
+    session = NetworkSession.start(job, wall_seconds=wall_seconds)
+    try:
+        net = RemoteNetwork(session)
+        info = net.load(input_shape)
+    except BaseException:
+        session.close()
+        raise
+    return session, net, info
+
+
+class RemoteNetwork:
+    """checks.pipeline.chain.Net over a worker session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.info: NetInfo | None = None
+
+    # -- requests ------------------------------------------------------------------------------------------
+    def _ask(self, verb: str, body: dict, arrays: Mapping[str, np.ndarray], stage: str) -> wire.Message:
+        reply = self.session.request(verb, body, arrays, stage=stage, shapes=self._shapes())
+        if reply.verb == "fault":
+            raise self._fault(reply.body.get("fault"), stage)
+        return reply
+
+    def _shapes(self) -> str:
+        return "" if self.info is None else f"input {self.info.input_shape}"
+
+    def _garbled(self, stage: str, what: str) -> None:
+        self.session._garbled(stage, self._shapes(), what)
+
+    def _fault(self, data: object, stage: str) -> NetFault:
+        try:
+            assert isinstance(data, dict)
+            actual = data.get("actual_shape")
+            fault = LayerFault(
+                _text(data, "stage"),
+                _text(data, "detail"),
+                _text(data, "shapes"),
+                cause=Cause(data["cause"]),
+                actual_shape=None if actual is None else tuple(int(d) for d in actual),
+            )
+            fault.origin = self.session.shown(_origin(data.get("origin")))
+            layer = data.get("layer")
+            count = MAX_LAYERS if self.info is None else len(self.info.layers)
+            assert layer is None or (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < count)
+        except (AssertionError, KeyError, TypeError, ValueError):
+            self._garbled(stage, "a fault report that does not parse")
+        return NetFault(fault, layer)
+
+    def load(self, input_shape: tuple[int, ...] | None) -> NetInfo:
+        job = self.session.job
+        import os
+        from pathlib import Path
+
+        body = {
+            "target": job.target,
+            "root": str(Path(job.root or os.getcwd()).resolve()),
+            "input_shape": None if input_shape is None else list(input_shape),
+            "call_seconds": job.call_seconds,
+            "memory_bytes": job.memory_bytes,
+            "import_seconds": job.import_seconds,
+            "lr": LR,
+        }
+        try:
+            reply = self.session.request("net_load", body, {}, stage="import", shapes="")
+        except LayerFault as fault:
+            raise LoadRefused(f"{job.target}: {fault.detail}", fault.cause.value, fault.origin) from None
+        if reply.verb == "refused":
+            try:
+                reason, cause = _text(reply.body, "reason"), reply.body.get("cause")
+                origin = self.session.shown(_origin(reply.body.get("origin")))
+            except (KeyError, TypeError):
+                self._garbled("import", "a refusal that does not parse")
+            raise LoadRefused(reason, cause if isinstance(cause, str) else None, origin)
+        if reply.verb != "net_loaded":
+            self._garbled("import", f"a {reply.verb!r} reply to net_load")
+        self.info = self._info(reply)
+        return self.info
+
+    def _info(self, reply: wire.Message) -> NetInfo:
+        b = reply.body
+        try:
+            shape = tuple(int(d) for d in b["input_shape"])
+            layers = []
+            for k, (data, takes) in enumerate(zip(b["layers"], b["takes_lr"], strict=True)):
+                assert data["index"] == k and isinstance(takes, bool)
+                params = {str(p): tuple(int(d) for d in s) for p, s in data["params"].items()}
+                layers.append(LayerInfo(k, _text(data, "name"), _text(data, "calls"), params, takes))
+            assert 0 < len(layers) <= MAX_LAYERS and all(p.isidentifier() for la in layers for p in la.params)
+            loss = b.get("declared_loss") or b["loss"]
+            assert loss in ("softmax_ce", "nll")
+            output = reply.arrays.get("output")
+            out_shape = tuple(output.shape) if output is not None else (2,)
+            info = NetInfo(tuple(layers), shape, out_shape, loss, bool(b["model"]))
+        except (AssertionError, KeyError, TypeError, ValueError, AttributeError):
+            self._garbled("import", "a network description that does not parse")
+        if b.get("probe_fault") is not None:
+            self.info = info
+            fault = self._fault(b["probe_fault"], "forward")
+            return NetInfo(info.layers, shape, out_shape, info.loss, info.model, fault)
+        return info
+
+    def run(self, x: np.ndarray, labels: np.ndarray, lr: float, loss: str) -> Run:
+        reply = self._ask("net_run", {"lr": lr, "loss": loss}, {"x": x, "labels": labels}, "backward")
+        if reply.verb != "net_ran":
+            self._garbled("backward", f"a {reply.verb!r} reply to net_run")
+        return self._run(reply, x)
+
+    def _run(self, reply: wire.Message, x: np.ndarray) -> Run:
+        info, a, b = self.info, reply.arrays, reply.body
+        assert info is not None
+        n = len(info.layers)
+        try:
+            inputs = [a[f"in:{i}"] for i in range(n)]
+            outputs = [a[f"out:{i}"] for i in range(n)]
+            assert np.array_equal(inputs[0], x) and all(inputs[i + 1].shape == outputs[i].shape for i in range(n - 1))
+            assert outputs[-1].shape == info.output_shape
+            returned_flags = [bool(b["returned"].get(str(i), False)) for i in range(n)]
+            upstream, returned, params, grads, moved = [], [], [], [], []
+            for i, layer in enumerate(info.layers):
+                has_up = f"up:{i}" in a
+                upstream.append(a[f"up:{i}"] if has_up else np.zeros(outputs[i].shape))
+                dx = a.get(f"dx:{i}") if returned_flags[i] else None
+                assert dx is None or dx.shape == inputs[i].shape
+                returned.append(dx)
+                params.append({p: a[f"param:{i}:{p}"] for p in layer.params} if has_up else {})
+                grads.append({p: a[f"grad:{i}:{p}"] for p in layer.params} if has_up else {})
+                moved.append({p: bool(b["moved"][str(i)][p]) for p in layer.params} if has_up else {})
+                for p in layer.params if has_up else ():
+                    assert params[i][p].shape == grads[i][p].shape == layer.params[p]
+            loss = b["loss"]
+            value = math.inf if loss is None else float(loss)
+        except (AssertionError, KeyError, TypeError, ValueError, AttributeError):
+            self._garbled("backward", "a network run that does not parse")
+        arrays = [*inputs, *outputs, *upstream, *(d for d in returned if d is not None)]
+        arrays += [v for d in (*params, *grads) for v in d.values()]
+        if not all(v.dtype.kind == "f" and np.all(np.isfinite(v)) for v in arrays):
+            self._garbled("backward", "arrays that are not finite floats")
+        return Run(value, inputs, outputs, upstream, returned, params, grads, moved)
+
+    def _losses(self, verb: str, body: dict, arrays: dict[str, np.ndarray], count: int) -> np.ndarray:
+        reply = self._ask(verb, body, arrays, "forward")
+        losses = reply.arrays.get("losses")
+        if reply.verb != "net_losses" or losses is None or losses.shape != (count,) or losses.dtype != np.float64:
+            self._garbled("forward", f"a {reply.verb!r} reply where losses were due")
+        return losses
+
+    def losses(
+        self, x: np.ndarray, labels: np.ndarray, loss: str, layer: int, name: str, points: np.ndarray
+    ) -> np.ndarray:
+        body = {"loss": loss, "layer": layer, "name": name}
+        return self._losses("net_losses", body, {"x": x, "labels": labels, "points": points}, len(points))
+
+    def layer_losses(self, layer: int, name: str, a: np.ndarray, g: np.ndarray, points: np.ndarray) -> np.ndarray:
+        body = {"layer": layer, "name": name}
+        return self._losses("net_layer_losses", body, {"a": a, "upstream": g, "points": points}, len(points))
+
+    def train(self, xs: np.ndarray, labels: np.ndarray, steps: int, lr: float, loss: str) -> np.ndarray:
+        body: dict[str, Any] = {"steps": steps, "lr": lr, "loss": loss}
+        return self._losses("net_train", body, {"xs": xs, "labels": labels}, steps + 1)

@@ -1,0 +1,262 @@
+"""checks.pipeline.chain: finite differences that never judge across a kink, the named step mistakes, and the
+whole-network check end to end (through the worker: the networks are written as files, never imported here)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from checks import api
+from checks.adapt.guard import Limits
+from checks.findings import FAIL, NOT_JUDGED, PASS
+from checks.pipeline import chain
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLES = REPO / "examples" / "seed_network"
+
+
+# -- the finite differences ----------------------------------------------------------------------------------
+
+
+def _phi(f):
+    return lambda points: np.array([f(p) for p in points])
+
+
+def test_a_smooth_function_with_its_gradient_passes():
+    p = np.linspace(-1, 1, 12).reshape(3, 4)
+    judged = chain.judge(_phi(lambda q: np.sum(np.sin(q))), p, np.cos(p), np.random.default_rng(0))
+    assert judged.status == PASS and len(judged.judged) == chain.DIRECTIONS
+
+
+def test_a_gradient_wrong_in_one_entry_fails():
+    p = np.linspace(-1, 1, 12).reshape(3, 4)
+    wrong = np.cos(p)
+    wrong[1, 2] *= 1.001
+    judged = chain.judge(_phi(lambda q: np.sum(np.sin(q))), p, wrong, np.random.default_rng(0))
+    assert judged.status == FAIL
+
+
+def test_a_kink_at_the_point_is_not_judged_whatever_the_claim():
+    # |q| at 0: the central differences agree (both 0), only the one-sided jump shows the kink
+    p = np.zeros(1)
+    for claimed in (np.ones(1), -np.ones(1), np.zeros(1)):
+        judged = chain.judge(_phi(lambda q: float(np.abs(q).sum())), p, claimed, np.random.default_rng(0))
+        assert judged.status == NOT_JUDGED and "kink at the point" in judged.probes[0].why
+
+
+def test_a_kink_within_a_step_is_not_judged():
+    h = chain.step_for(np.array([0.3]))
+    p = np.array([0.3 - 0.3 * h])  # max(q, 0.3) switches between h/2 and h
+    values = _phi(lambda q: float(np.maximum(q, 0.3).sum()))(chain._points(p, [np.ones(1)], h))
+    probe = chain.difference(values, h, 1.0, 1.0)
+    assert probe.fd is None and "disagree" in probe.why
+
+
+def test_a_smooth_direction_is_judged_by_the_same_rule():
+    h = chain.step_for(np.array([0.3]))
+    values = _phi(lambda q: float(np.exp(q).sum()))(chain._points(np.array([0.3]), [np.ones(1)], h))
+    probe = chain.difference(values, h, float(np.exp(0.3)), float(np.exp(0.3)))
+    assert probe.fd == pytest.approx(np.exp(0.3), rel=1e-8) and not probe.failed
+
+
+def test_sampled_entries_are_in_the_arrays_own_layout_worst_first():
+    p = np.linspace(-1, 1, 24).reshape(2, 3, 4)
+    wrong = np.cos(p)
+    wrong[1, 2, 0] += 0.5
+    entries = chain.sample_entries(_phi(lambda q: np.sum(np.sin(q))), p, wrong, np.random.default_rng(0))
+    assert entries[0].index == (1, 2, 0) and entries[0].error == pytest.approx(0.5, rel=1e-6)
+    assert all(e.error <= e.tol for e in entries[1:])
+
+
+# -- naming a step's mistake ---------------------------------------------------------------------------------
+
+
+def _probes(c: float, fd=(0.7, -1.3, 0.4)) -> list[chain.Probe]:
+    return [chain.Probe(c * f, f, 1e-6 * 2) for f in fd]
+
+
+@pytest.mark.parametrize(
+    ("c", "moved", "named"),
+    [
+        (-1.0, True, "wrong sign"),
+        (chain.LR, True, "learning rate applied twice"),
+        (0.0, False, "never updated"),
+        (0.5, True, "scaled by 0.5"),
+        (1.0, True, None),  # a correct step names nothing
+    ],
+)
+def test_a_step_is_named_only_when_its_gradient_is_exactly_that_multiple(c, moved, named):
+    got = chain.name_step(_probes(c), moved, chain.LR)
+    assert (got is None) if named is None else (named in got)
+
+
+def test_a_step_wrong_in_some_other_way_names_nothing():
+    probes = [chain.Probe(0.7, 0.7, 2e-6), chain.Probe(1.3, -1.3, 2e-6), chain.Probe(0.0, 0.4, 2e-6)]
+    assert chain.name_step(probes, True, chain.LR) is None
+
+
+def test_a_gradient_that_is_zero_names_no_frozen_parameter():
+    assert chain.name_step(_probes(0.0, fd=(0.0, 0.0, 0.0)), False, chain.LR) is None
+
+
+# -- whole networks, through the worker ----------------------------------------------------------------------
+
+VARIANTS = """
+import numpy as np
+from net import Conv3x3, MaxPool2, Softmax
+
+INPUT_SHAPE = (10, 10)
+
+
+class TwiceLR(Softmax):
+    def backprop(self, d, lr):
+        return super().backprop(d, lr * lr)
+
+
+class StepFirst(Softmax):
+    def backprop(self, d_probs, lr):
+        p = self.last_probs
+        d_totals = p * (d_probs - np.dot(d_probs, p))
+        self.weights -= lr * np.outer(self.last_flat, d_totals)
+        self.biases -= lr * d_totals
+        return (self.weights @ d_totals).reshape(self.last_shape)
+
+
+class FrozenBias(Softmax):
+    def backprop(self, d, lr):
+        b = self.biases.copy()
+        out = super().backprop(d, lr)
+        self.biases[...] = b
+        return out
+
+
+class Ascends(Softmax):
+    def backprop(self, d, lr):
+        return super().backprop(d, -lr)
+
+
+class Raises(MaxPool2):
+    def backprop(self, d, lr):
+        raise RuntimeError("boom")
+
+
+class Hangs(MaxPool2):
+    def forward(self, x):
+        while True:
+            pass
+
+
+def net(last=Softmax, pool=MaxPool2):
+    return [Conv3x3(2), pool(), last(4 * 4 * 2, 3)]
+
+
+def correct(): return net()
+def twice(): return net(TwiceLR)
+def step_first(): return net(StepFirst)
+def frozen(): return net(FrozenBias)
+def ascends(): return net(Ascends)
+def raises(): return net(pool=Raises)
+def hangs(): return net(pool=Hangs)
+"""
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("networks")
+    shutil.copy(EXAMPLES / "net.py", folder / "net.py")
+    (folder / "variants.py").write_text(textwrap.dedent(VARIANTS))
+    return folder / "variants.py"
+
+
+_REPORTS: dict[str, object] = {}
+
+
+def _check(target: str, **options) -> object:
+    if target not in _REPORTS:
+        _REPORTS[target] = api.check_network(target, limits=Limits(seconds=3.0), **options)
+    return _REPORTS[target]
+
+
+def _status(report, name: str) -> str:
+    return next(p.status for p in report.properties if p.property == name)
+
+
+def _text(report, name: str) -> str:
+    return " ".join(f.message for p in report.properties if p.property == name for f in p.findings)
+
+
+def test_the_seed_example_network_passes_every_property():
+    report = _check(str(EXAMPLES / "net.py:build"))
+    assert report.passed, report.render()
+    names = [p.property for p in report.properties]
+    assert names == [
+        "forward", "grad_input", "grad_filters@1", "grad_biases@3", "grad_weights@3",
+        "layer@3", "layer@2", "layer@1", "sgd_update", "sgd_order", "training",
+    ]  # fmt: skip
+    assert report.settings["network"]["loss"] == "nll"  # the last layer outputs probabilities
+    assert report.settings["network"]["at_fault"] is None
+
+
+def test_a_pool_routing_to_the_wrong_entry_is_named_as_the_layer_at_fault():
+    report = _check(str(EXAMPLES / "net_buggy_pool.py:build"))
+    assert not report.passed
+    assert _status(report, "grad_input") == FAIL and _status(report, "layer@2") == FAIL
+    assert _status(report, "layer@3") == PASS and _status(report, "layer@1") == PASS
+    assert report.settings["network"]["at_fault"]["number"] == 2
+    assert "layer at fault: layer 2 TopLeftPool (index 1)" in _text(report, "layer@2")
+    assert _status(report, "sgd_update") == PASS  # the conv after it steps right: not blamed
+
+
+def test_a_bias_step_with_the_wrong_sign_is_named_on_that_parameter():
+    report = _check(str(EXAMPLES / "net_buggy_step.py:build"))
+    assert _status(report, "grad_biases@3") == FAIL and _status(report, "grad_weights@3") == PASS
+    assert "`biases` of layer 3 SignFlippedSoftmax (index 2): wrong sign" in _text(report, "sgd_update")
+    assert "weights" not in _text(report, "sgd_update").split("FAIL")[0] or _status(report, "grad_weights@3") == PASS
+
+
+def test_the_correct_variant_passes(variants):
+    report = _check(f"{variants}:correct")
+    assert report.passed, report.render()
+    assert report.settings["network"]["input_shape"] == [10, 10]
+
+
+def test_lr_applied_twice_is_named(variants):
+    report = _check(f"{variants}:twice")
+    assert "learning rate applied twice" in _text(report, "sgd_update")
+    assert report.settings["network"]["at_fault"]["number"] == 3
+
+
+def test_an_update_before_the_input_gradient_is_named_and_nothing_before_it_is_blamed(variants):
+    report = _check(f"{variants}:step_first")
+    assert _status(report, "sgd_order") == FAIL
+    assert "layer 3 StepFirst (index 2): its input gradient changes with the learning rate" in _text(
+        report, "sgd_order"
+    )
+    assert _status(report, "sgd_update") == PASS and _status(report, "layer@1") == PASS
+
+
+def test_a_parameter_never_updated_is_named(variants):
+    report = _check(f"{variants}:frozen")
+    assert "`biases` of layer 3 FrozenBias (index 2): never updated" in _text(report, "sgd_update")
+
+
+def test_steps_that_climb_the_loss_fail_training(variants):
+    report = _check(f"{variants}:ascends")
+    assert _status(report, "training") == FAIL and "did not go down" in _text(report, "training")
+    assert _status(_check(f"{variants}:correct"), "training") == PASS
+
+
+def test_a_layer_that_raises_inside_the_network_is_a_failed_check_naming_it(variants):
+    report = _check(f"{variants}:raises")
+    assert report.outcome()[0] == "failed"
+    assert "layer 2 Raises (index 1): backward: raised RuntimeError: boom" in _text(report, "forward")
+
+
+def test_a_layer_that_hangs_inside_the_network_is_a_timeout_naming_it(variants):
+    report = _check(f"{variants}:hangs")
+    assert report.outcome()[0] == "timeout"
+    assert "layer 2 Hangs (index 1): forward: did not return within 3 s" in _text(report, "forward")
