@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.errors import HypothesisException, Unsatisfiable
+from hypothesis.errors import HypothesisException, HypothesisWarning, Unsatisfiable
 
 from checks.adapt.guard import Cause
 from checks.case import Case
@@ -187,7 +188,11 @@ class Runner:
         if self.seed is not None:
             test = hypothesis_seed(self.seed)(test)
         try:
-            test()
+            with warnings.catch_warnings():
+                # hypothesis warns on stderr when the failing case's repr is large (a realistic input): the
+                # report says what the case is, so the user's output gets no harness noise
+                warnings.filterwarnings("ignore", message="Generating overly large repr", category=HypothesisWarning)
+                test()
         except _PropertyFailed as failure:
             notes = "\n".join(getattr(failure, "__notes__", []))
             report = PropertyReport(prop, FAIL, count[0], dict(oracles), failure.findings, self._replay(notes))
