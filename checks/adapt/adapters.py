@@ -51,9 +51,10 @@ class Supports:
     whose stride always equals their window; square: square kernels, strides, paddings and dilations (a
     layer that takes one int for each; its inputs are still drawn non-square); square_input: square inputs
     too (a layer that only handles H == W);
-    remainder: False for layers that need the stride to divide the input exactly; bias: None draws
-    with and without, else fixed; features / out_features: dense in and out sizes (features: each
-    feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
+    padding: a bound, or "valid" (no padding) / "same" (conv: stride 1, odd kernels, p = d*(k-1)/2) for a
+    layer that takes those strings; remainder: False for layers that need the stride to divide the input
+    exactly; bias: None draws with and without, else fixed; features / out_features: dense in and out
+    sizes (features: each feature axis); features_ndim: how many feature axes a dense input has (1 = (N, D) only); ndim:
     the input rank of an elementwise layer or a softmax; alpha: a leaky ReLU's negative slope, a float
     (fixed) or an inclusive (min, max) pair of floats in [0, 1); axis: the softmax axis; dtypes: the float
     dtypes the layer accepts. eps: a batch norm's eps (a float, or a (min, max) pair of floats); alt: a batch
@@ -66,7 +67,7 @@ class Supports:
     filters: Bound = (1, 3)
     kernel: Bound = (1, 3)
     stride: Bound | str = (1, 2)
-    padding: Bound = (0, 1)
+    padding: Bound | str = (0, 1)
     dilation: Bound = 1
     output: Bound = (1, 4)
     square: bool = False
@@ -282,6 +283,8 @@ def _bound(name: str, value: object) -> object:
             raise ValueError(f"{name}={value!r}")
         return tuple(value)
     if value is None or isinstance(value, (bool, int)) or value == "kernel":
+        return value
+    if name == "padding" and value in ("same", "valid"):
         return value
     raise ValueError(f"{name}={value!r}")
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from hypothesis import strategies as st
 
 import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import ConvGeometry
 from checks.kinds import Kind, Mistake, Region, catalogue
-from checks.strategies._bounds import at_least, highest
+from checks.strategies._bounds import at_least, highest, span
 from checks.subject import LayerSubject
 from checks.windows import window_coverage
 from cnn.ops import corr2d, corr2d_full, pad2d
@@ -39,24 +40,49 @@ def reference_layer(case: Case) -> LayerSubject:
 
 
 def user_geometries(s, input_layout: str):
-    return cs.conv_geometries(
-        batch=s.batch,
-        in_channels=s.channels,
-        filters=s.filters,
-        kernel=s.kernel,
-        stride=s.stride,
-        padding=s.padding,
-        dilation=s.dilation,
-        output=s.output,
-        square=s.square,
-        square_input=s.square_input,
-        bias=s.bias,
-        remainder=s.remainder,
-    )
+    def drawn(kernel, stride, padding, dilation):
+        return cs.conv_geometries(
+            batch=s.batch,
+            in_channels=s.channels,
+            filters=s.filters,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            output=s.output,
+            square=s.square,
+            square_input=s.square_input,
+            bias=s.bias,
+            remainder=s.remainder,
+        )
+
+    if s.padding == "valid":
+        return drawn(s.kernel, s.stride, 0, s.dilation)
+    if s.padding == "same":
+        return _same(s, drawn)
+    return drawn(s.kernel, s.stride, s.padding, s.dilation)
+
+
+def _same(s, drawn):
+    """padding="same" as a layer that takes the string means it: stride 1 and an odd kernel k, so that
+    p = d*(k - 1)/2 on each side keeps H' = H (one k and one d for both axes)."""
+    kernels = [k for k in _values("kernel", s.kernel) if k % 2 == 1]
+    if not kernels:
+        raise ValueError(f"kernel={s.kernel!r}: padding='same' needs an odd kernel (stride 1, p = d*(k-1)/2)")
+    dilations = _values("dilation", s.dilation)
+    pairs = st.tuples(st.sampled_from(kernels), st.sampled_from(dilations))
+    return pairs.flatmap(lambda kd: drawn(kd[0], 1, kd[1] * (kd[0] - 1) // 2, kd[1]))
+
+
+def _values(name: str, bound) -> list[int]:
+    lo, hi = span(name, bound, minimum=1)
+    return list(range(lo, hi + 1))
 
 
 def corner(s):
-    """Strided and padded: where a scatter or a crop goes wrong."""
+    """Strided and padded: where a scatter or a crop goes wrong ("same" and "valid" fix both already)."""
+    if isinstance(s.padding, str):
+        return s
     return replace(s, stride=highest(s.stride), padding=at_least(s.padding, 1))
 
 

@@ -46,6 +46,11 @@ def reference_layer(case: Case) -> LayerSubject:
 
 
 def user_geometries(s, input_layout: str):
+    if s.padding == "valid":
+        s = replace(s, padding=0)
+    elif isinstance(s.padding, str):
+        raise ValueError(f"padding={s.padding!r}: a pool takes 'valid' (no padding) or an int bound")
+
     def geometries(kernel, stride):
         return cs.pool_geometries(
             batch=s.batch,
