@@ -126,9 +126,13 @@ def _constant_multiple(a: np.ndarray, r: np.ndarray, tol: Tolerance) -> float | 
     if rr == 0.0:
         return None
     c = float(np.sum(a * r) / rr)
-    if abs(c) < 1e-12 or abs(c - 1.0) <= 10 * tol.rtol or not close(a, c * r, tol):
+    if abs(c) < 1e-12 or abs(c) > MAX_MULTIPLE or abs(c - 1.0) <= 10 * tol.rtol or not close(a, c * r, tol):
         return None
     return c
+
+
+MAX_MULTIPLE = 1e6
+"""Beyond this, "a = c r" says only that r is rounding noise next to a (r ~ 1e-17 where a is 0.04): no claim."""
 
 
 def _scale_pattern(c: float, batch: int) -> Pattern:

@@ -449,3 +449,15 @@ def test_a_conv_layer_that_crops_the_wrong_corner_is_reported_as_shifted():
     assert any(shifted.value)
     text = report.render()
     assert f"equals the right gradient shifted by ({shifted.value[0]}, {shifted.value[1]}) (rows, columns)" in text
+
+
+def test_no_multiple_is_claimed_of_a_right_gradient_that_is_rounding_noise():
+    # a right gradient of ~1e-17 (a softmax input gradient whose upstream is constant along the row): a layer
+    # value of 0.04 is "exactly 4e15 times" it only in the arithmetic, so nothing is said
+    case = conv(seed=3)
+    r = right_grads(case)["input"]
+    assert "scale" in found(case, "input", r * 1e5)
+    noise = r / np.abs(r).max() * 4e-17
+    layer = noise * (0.04 / 4e-17)
+    shown = {p.name for p in patterns(Evidence(case, "input", layer, {**right_grads(case), "input": noise}, TOL))}
+    assert "scale" not in shown
