@@ -277,6 +277,28 @@ class NetworkGeometry(NamedTuple):
         return ()
 
 
+class FunctionGeometry(NamedTuple):
+    """A layer of any computation (the ``function`` kind) at the shapes its LayerSpec declares: nothing is drawn,
+    the batch included. ``params``: (name, shape) pairs in the declaration's order (pairs, not a dict, so the
+    geometry stays a hashable NamedTuple and crosses to the worker as JSON)."""
+
+    input: tuple[int, ...]
+    output: tuple[int, ...]
+    params: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.input)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {str(name): tuple(shape) for name, shape in self.params}
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.output)
+
+
 Geometry = (
     ConvGeometry
     | PoolGeometry
@@ -289,4 +311,5 @@ Geometry = (
     | DenseGeometry
     | LossGeometry
     | NetworkGeometry
+    | FunctionGeometry
 )

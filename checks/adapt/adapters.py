@@ -132,11 +132,17 @@ class LayerSpec:
     origin: Origin | None = field(default=None, compare=False)
     lr_argument: float | None = None
     adapted: str = ""
+    shapes: Mapping[str, tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.gradients not in GRADIENT_SOURCES:
             raise ValueError(f"gradients={self.gradients!r}; expected one of {GRADIENT_SOURCES}")
         _require_params(self.kind, self.params)
+        self.shapes = _require_shapes(self.kind, self.shapes, self.params)
+        if self.shapes is not None:  # declared shapes are the layer's own: no layout to map them through
+            if (self.input_layout, self.output_layout) not in (("NCHW", None), ("ND", None), ("ND", "ND")):
+                raise ValueError(f"a {self.kind!r} layer takes its arrays as declared in shapes; drop the layouts")
+            self.input_layout, self.output_layout = "ND", "ND"
         for layout in (self.input_layout, self.output_layout or self.input_layout):
             if layout not in layouts.ACTIVATION_LAYOUTS:
                 raise ValueError(f"unknown layout {layout!r}; known: {layouts.ACTIVATION_LAYOUTS}")
@@ -161,6 +167,7 @@ class LayerSpec:
             name=self.name,
             origin=self.origin,
             adapted=self.adapted,
+            shapes=self.shapes,
         )
 
 
@@ -180,6 +187,7 @@ class Declaration:
     name: str = ""
     origin: Origin | None = None
     adapted: str = ""
+    shapes: Mapping[str, tuple[int, ...]] | None = None
 
     @property
     def out_layout(self) -> str:
@@ -196,6 +204,7 @@ class Declaration:
             "name": self.name,
             "origin": None if self.origin is None else vars(self.origin) | {"overrides": dict(self.origin.overrides)},
             "adapted": self.adapted,
+            "shapes": None if self.shapes is None else {k: list(v) for k, v in self.shapes.items()},
         }
 
     @classmethod
@@ -237,6 +246,7 @@ class Declaration:
             _string(data["name"]),
             origin,
             _line(data["adapted"]),
+            _require_shapes(data["kind"], data["shapes"], params),
         )
 
 
@@ -257,14 +267,49 @@ def _line(value: object) -> str:
 def _require_params(kind: str, params: Mapping[str, object]) -> None:
     """ValueError unless every declared parameter is one a layer of ``kind`` has (checks.kinds.PARAMS), naming
     the allowed ones."""
+    from checks.kinds import any_params
     from checks.kinds import params as allowed_for
 
+    if any_params(kind):
+        reserved = sorted(n for n in params if n in ("input", "output") or not isinstance(n, str) or not n)
+        if reserved:
+            raise ValueError(f"a {kind!r} layer's parameters may have any name but 'input', 'output' or ''")
+        return
     allowed = allowed_for(kind)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         names = " and ".join(repr(n) for n in allowed)
         may = f"may declare the parameters {names}" if allowed else "has no parameters to declare"
         raise ValueError(f"a {kind!r} layer {may}; params names {unknown}")
+
+
+def _require_shapes(
+    kind: str, shapes: Mapping[str, object] | None, params: Mapping[str, object]
+) -> dict[str, tuple[int, ...]] | None:
+    """The declared shapes as {array: tuple of ints}, for a kind that declares them (checks.kinds.DECLARED_SHAPES):
+    "input", "output" and exactly the declared parameters, every size a positive int (the output may be 0-d);
+    ValueError naming what to write otherwise. None for a kind whose shapes are drawn (which may not declare any)."""
+    from checks.kinds import declares_shapes
+
+    if not declares_shapes(kind):
+        if shapes is not None:
+            raise ValueError(f"a {kind!r} layer's shapes are drawn, not declared; drop shapes=")
+        return None
+    wanted = ["input", "output", *params]
+    example = ", ".join(f"{n!r}: (...)" for n in wanted)
+    if not isinstance(shapes, Mapping) or set(shapes) != set(wanted):
+        got = "nothing" if shapes is None else sorted(map(str, shapes)) if isinstance(shapes, Mapping) else shapes
+        raise ValueError(f"a {kind!r} layer needs its shapes declared, LayerSpec(shapes={{{example}}}); got {got}")
+    out: dict[str, tuple[int, ...]] = {}
+    for name in wanted:
+        value = shapes[name]
+        sizes = tuple(value) if isinstance(value, (tuple, list)) else None
+        if sizes is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+            raise ValueError(f"shapes[{name!r}] = {value!r}: expected a tuple of positive ints")
+        if not sizes and name != "output":
+            raise ValueError(f"shapes[{name!r}] = (): only the output may be a scalar")
+        out[name] = sizes
+    return out
 
 
 def _bound(name: str, value: object) -> object:

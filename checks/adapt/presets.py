@@ -50,7 +50,7 @@ _DENSE_OUT = ("num_classes", "output_size", "out_features", "n_outputs", "output
 # The seed article's family as people write it: what each part may be called (the first name found wins).
 SEED_FORWARD = ("forward", "forward_prop", "forward_pass")
 SEED_BACKWARD = ("backward", "backprop", "back_prop", "backward_pass", "backward_prop")
-SEED_LR_ARGUMENTS = ("lr", "alpha", "learning_rate")
+SEED_LR_ARGUMENTS = ("lr", "alpha", "learning_rate", "learn_rate")
 """backward(d, <one of these>) takes the learning rate as an argument: the preset passes ``LR_PASSED``."""
 SEED_PARAMS = {
     "conv": {"weight": ("filters", "kernels", "weights", "W")},
@@ -416,7 +416,17 @@ def _seed_relu(cls: Callable) -> LayerSpec:
     )
 
 
-def _seed_dense(cls: Callable) -> LayerSpec:
+def _takes_image(layer: Any, forward: str, n: int, m: int) -> bool:
+    """Whether ``layer.forward`` flattens an (H, W, C) input of n entries itself (m outputs back)."""
+    try:
+        return _entries(getattr(layer, forward)(_seed_input((n, 1, 1)))) == m
+    except Exception:  # noqa: BLE001 - the layer's own code refusing an image: it takes a vector only
+        return False
+
+
+def _seed_dense(cls: Callable, kind: str = "dense") -> LayerSpec:
+    """dense, or dense+softmax (the same class with a softmax at the end of forward): cls(input_size,
+    num_classes[, lr]); a fused layer that flattens its input itself is fed an (H, W, C) image."""
     names = _arg_names(cls)
     i_arg, o_arg = _first(names, _DENSE_IN), _first(names, _DENSE_OUT)
 
@@ -447,10 +457,16 @@ def _seed_dense(cls: Callable) -> LayerSpec:
     params = {"weight": Param(weight, layout), "bias": Param(bias)}
     supports = Supports(batch=1, features=(1, 8), out_features=(1, 5), bias=True)
     shape = "(n, m)" if layout == "DM" else "(m, n)"
+    input_layout, fed = "D", ""
+    if kind != "dense" and probed is not None and _takes_image(probed.layer, forward, n, m):
+        # CHW drops the batch axis and keeps the canonical feature order, so the layer's own flattening of
+        # its (H, W, C) image is the reference's: any three feature axes, read as H, W, C
+        input_layout, fed = "CHW", "; input an (H, W, C) image the layer flattens"
+        supports = replace(supports, features_ndim=3)
     return LayerSpec(
-        "dense",
+        kind,
         build,
-        input_layout="D",
+        input_layout=input_layout,
         output_layout="D",
         params=params,
         gradients="sgd",
@@ -460,11 +476,17 @@ def _seed_dense(cls: Callable) -> LayerSpec:
         supports=supports,
         name=_name(cls),
         adapted=f"seed: {shown}; {_calls_text(forward, backward, lr_name)}; weights `{weight}` {shape}, biases "
-        f"`{bias}` (m,); {rate}" + ("" if probed is not None else " (not probed: building the layer raised)"),
+        f"`{bias}` (m,); {rate}{fed}" + ("" if probed is not None else " (not probed: building the layer raised)"),
     )
 
 
-_SEED = {"conv": _seed_conv, "maxpool": _seed_pool, "relu": _seed_relu, "dense": _seed_dense}
+_SEED = {
+    "conv": _seed_conv,
+    "maxpool": _seed_pool,
+    "relu": _seed_relu,
+    "dense": _seed_dense,
+    "dense+softmax": lambda cls: _seed_dense(cls, "dense+softmax"),
+}
 
 
 def seed(kind: str, cls: Callable) -> LayerSpec:

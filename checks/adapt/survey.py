@@ -30,18 +30,34 @@ NAME_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """A class name (lower case) -> the kinds it suggests, in order; the first hints found come first."""
 
 CLASS_PRESETS: dict[str, tuple[str, ...]] = {
-    "seed": ("conv", "maxpool", "relu", "dense"),
-    "nchw": ("conv", "maxpool", "relu", "dense", "flatten", "sigmoid", "tanh", "softmax", "avgpool"),
+    "seed": ("conv", "maxpool", "relu", "dense", "dense+softmax"),
+    "nchw": ("conv", "maxpool", "relu", "dense", "flatten", "sigmoid", "tanh", "softmax", "avgpool", "dense+softmax"),
 }
 """The kinds each class preset can drive (checks.adapt.presets)."""
 
 SIGNATURE_HINTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("num_filters", "n_filters", "filter_size", "out_channels", "kernel_size", "num_kernels"), ("conv",)),
-    (("input_size", "num_classes", "in_features", "out_features", "input_dim", "output_dim"), ("dense",)),
+    (
+        ("input_size", "num_classes", "in_features", "out_features", "input_dim", "output_dim", "input_len", "nodes"),
+        ("dense",),
+    ),
     (("size", "pool_size", "pool", "window"), ("maxpool", "avgpool")),
 )
 """Constructor argument names -> the kinds they suggest; a constructor without arguments suggests an activation."""
-_SEED_ARGS = ("num_filters", "filter_size", "input_size", "num_classes", "size", "lr", "learning_rate")
+FUSED_HINTS: tuple[tuple[str, str, str], ...] = (("softmax", "dense", "dense+softmax"),)
+"""(kind the name suggests, kind the constructor suggests, the fused kind guessed before both): a class named
+Softmax built as Softmax(input_len, nodes) holds a dense layer's weights, so it is first guessed as the two."""
+_SEED_ARGS = (
+    "num_filters",
+    "filter_size",
+    "input_size",
+    "input_len",
+    "num_classes",
+    "nodes",
+    "size",
+    "lr",
+    "learning_rate",
+)
 MAX_GUESSES = 4
 """How many (kind, preset) guesses the checker may confirm for a class its name says nothing about."""
 
@@ -87,7 +103,9 @@ def class_guesses(cls: type) -> tuple[list[tuple[str, str]], str]:
     hinted = name_kinds(cls.__name__)
     seed_like = any(a in _SEED_ARGS for a in args) or not args
     presets = ("seed", "nchw") if seed_like else ("nchw", "seed")
-    kinds = hinted + [k for k in signature_kinds(args) if k not in hinted]
+    signed = signature_kinds(args)
+    fused = [f for named, built, f in FUSED_HINTS if named in hinted and built in signed]
+    kinds = fused + hinted + [k for k in signed if k not in hinted]
     guesses = [(k, p) for k in kinds for p in presets if k in CLASS_PRESETS[p]]
     basis = f"name {cls.__name__}" if hinted else "no kind in its name"
     basis += f", constructor ({', '.join(args)})" if args else ", constructor ()"

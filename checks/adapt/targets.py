@@ -370,6 +370,17 @@ def _pair_kinds(namespace: Any) -> list[str]:
     return kinds
 
 
+def _require_spec(where: str, kind: str) -> None:
+    """TargetError for a kind whose shapes only a LayerSpec can declare (checks.kinds.DECLARED_SHAPES)."""
+    from checks.kinds import declares_shapes
+
+    if declares_shapes(kind):
+        raise TargetError(
+            f"{where}: a {kind} layer's shapes cannot be guessed: write a LayerSpec({kind!r}, build=..., "
+            "shapes={'input': ..., 'output': ..., <param>: ...}, params=...) and point TARGET at it"
+        )
+
+
 def _function_pair(where: str, namespace: Any, kind: str | None) -> Any:
     from checks.adapt import presets
 
@@ -379,6 +390,7 @@ def _function_pair(where: str, namespace: Any, kind: str | None) -> Any:
             has = f"it has {', '.join(kinds)} pairs" if kinds else "it has no complete function pair"
             raise TargetError(f"{where}: function pairs need --kind ({has})")
         kind = kinds[0]
+    _require_spec(where, kind)
     try:
         return presets.function_pair(kind, namespace)
     except (ValueError, TypeError) as exc:
@@ -396,6 +408,7 @@ def _adapt_class(where: str, cls: type, kind: str | None, preset: str | None) ->
         )
     if kind is None:
         raise TargetError(f"{where}: --preset {preset} needs --kind ({', '.join(KINDS[:4])})")
+    _require_spec(where, kind)
     if preset == "function_pair":
         return _function_pair(where, vars(cls), kind)
     adapt = presets.seed if preset == "seed" else presets.nchw

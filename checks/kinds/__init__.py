@@ -39,6 +39,8 @@ NAMES = (
     "dropout",
     "softmax_ce",
     "svm_loss",
+    "dense+softmax",
+    "function",
     "network",
 )
 """Every kind the pipeline knows, in the order reports and tables list them."""
@@ -57,17 +59,40 @@ USER_NAMES = (
     "dropout",
     "softmax_ce",
     "svm_loss",
+    "dense+softmax",
+    "function",
 )
 """The kinds a user's layer can be checked as (``--kind``); the network is internal (it exercises the oracles)."""
 
-PARAMS = {"conv": ("weight", "bias"), "dense": ("weight", "bias"), "batchnorm": ("gamma", "beta")}
+PARAMS = {
+    "conv": ("weight", "bias"),
+    "dense": ("weight", "bias"),
+    "batchnorm": ("gamma", "beta"),
+    "dense+softmax": ("weight", "bias"),
+}
 """Kind -> the parameters a layer of that kind may declare (``LayerSpec.params``); a kind not listed has none.
 Here, in the standard-library registry, so that the user's side can check a declaration without loading a kind."""
 
 
+ANY_PARAMS = ("function",)
+"""Kinds whose parameters are whatever the LayerSpec names (a layer of any computation)."""
+DECLARED_SHAPES = ("function",)
+"""Kinds whose geometry is not drawn but declared (``LayerSpec.shapes``): the checker cannot know its shapes."""
+
+
 def params(kind: str) -> tuple[str, ...]:
-    """The parameter names a layer of ``kind`` may declare (see PARAMS)."""
+    """The parameter names a layer of ``kind`` may declare (see PARAMS; a kind in ANY_PARAMS: see any_params)."""
     return PARAMS.get(kind, ())
+
+
+def any_params(kind: str) -> bool:
+    """Whether a layer of ``kind`` may declare parameters of any name (ANY_PARAMS)."""
+    return kind in ANY_PARAMS
+
+
+def declares_shapes(kind: str) -> bool:
+    """Whether a layer of ``kind`` must declare its shapes (DECLARED_SHAPES) instead of having them drawn."""
+    return kind in DECLARED_SHAPES
 
 
 LETTER_FIELDS = {"n": "batch", "c": "channels", "f": "filters", "m": "out_features"}
@@ -136,8 +161,9 @@ class Kind:
     weights (F, C, kh, kw), dense weights (D, M).
 
     - geometry: its geometry type (checks.geometry); default_geometries(): its strategy with default bounds.
-    - forward(geometry, arrays, labels) -> (Z, kink sites): the reference, in numpy through cnn/.
-    - torch(F, geometry, tensors, labels) -> Z: the same computation in torch.nn.functional.
+    - forward(geometry, arrays, labels) -> (Z, kink sites): the reference, in numpy through cnn/; None for a
+      kind with no reference (``function``: only the layer's own forward, differenced).
+    - torch(F, geometry, tensors, labels) -> Z: the same computation in torch.nn.functional; None: no twin.
     - reference_layer(case) -> Subject: our own layer from cnn/, for the meta tests and the mistakes.
     - modes: the value modes a check of a user's layer draws from (checks.strategies.MODES).
     - axes: canonical axis letters per array ("input", "output" and each parameter); "*" stands for any
@@ -159,13 +185,18 @@ class Kind:
       norm); None where rounding dominates it.
     - own_output: how a kind whose output rests on the layer's own hidden choice (dropout's mask) is judged from
       the layer's output (OwnOutput); None for every kind our twins compute in full.
+    - declared(shapes, params) -> geometry: the one geometry of a kind whose shapes the LayerSpec declares
+      (``function``); None for kinds whose geometries are drawn.
+    - blind_fd(loss, inputs, name, tol, dtype, rng) -> FDGradient | FDDirectional: finite differences for a kind
+      whose kinks are invisible to us (no reference, so no kink sites): an entry or direction is trusted only
+      where steps h and h/2 agree and the one-sided differences do not jump; None: the usual differences.
     - params (a property): the parameters a layer of this kind may declare (PARAMS).
     """
 
     name: str
     geometry: type
-    forward: Callable[..., tuple[Any, list]]
-    torch: Callable[..., Any]
+    forward: Callable[..., tuple[Any, list]] | None
+    torch: Callable[..., Any] | None
     reference_layer: Callable[[Case], Subject]
     default_geometries: Callable[..., Any]
     axes: Mapping[str, str]
@@ -180,6 +211,8 @@ class Kind:
     mistakes: tuple[Mistake, ...] = field(default=())
     fd_truncation: Callable[..., Any] | None = None
     own_output: OwnOutput | None = None
+    declared: Callable[..., Any] | None = None
+    blind_fd: Callable[..., Any] | None = None
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -199,7 +232,8 @@ class Kind:
         return None
 
 
-_MODULES = {name: f"checks.kinds.{name}" for name in NAMES}
+_MODULES = {name: f"checks.kinds.{name.replace('+', '_')}" for name in NAMES}
+"""Kind name -> its module; a fused kind's "+" is "_" in the module's name (dense+softmax: dense_softmax)."""
 
 
 def get(name: str) -> Kind:

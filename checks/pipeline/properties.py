@@ -51,6 +51,9 @@ def forward(t: Trial) -> list[Finding]:
         m = own.forward(t.pristine.inputs, t.case.geometry, z, t.tol.forward)
         reason = m.reason + ("" if m.comparison is None else f"; {m.comparison.summary()}")
         return [_finding(t, "forward", m.ok, reason, "structure", m.comparison)]
+    if t.kind.forward is None:  # nothing to compare Z with: its shape, dtype and finiteness held (t.output)
+        why = f"no reference forward for a {t.kind.name} layer: Z's values not judged (shape, dtype, finiteness are)"
+        return [Finding("forward", SKIP, why, None, t.case.describe())]
     if t.torch is not None:
         expected, oracle = t.torch.output, "torch"
     else:
@@ -207,6 +210,9 @@ def oracle_agreement(t: Trial) -> list[Finding]:
     """Finite differences and PyTorch give the same gradient wherever both apply."""
     if t.kind.own_output is not None:
         why = "no exact twin to agree with: the kind is judged from the layer's own output"
+        return [Finding("oracle_agreement", SKIP, why, None, t.case.describe())]
+    if t.kind.torch is None:
+        why = f"one oracle: a {t.kind.name} layer is judged by differences of its own forward only"
         return [Finding("oracle_agreement", SKIP, why, None, t.case.describe())]
     if t.torch is None or "fd" not in t.options.oracles:
         return [Finding("oracle_agreement", SKIP, "needs both the torch and the fd oracle", None, t.case.describe())]

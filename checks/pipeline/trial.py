@@ -170,7 +170,14 @@ class Trial:
     # -- oracles ---------------------------------------------------------------------------------
     @cached_property
     def reference(self) -> tuple[np.ndarray, list[kinks.KinkSite]]:
-        """The kind's reference forward at the case: Z and the kink sites met on the way."""
+        """The kind's reference forward at the case: Z and the kink sites met on the way. A kind with no reference
+        (``function``) has no kink sites we can see, and the layer's own Z stands in for the magnitudes the
+        rounding allowances read (zeros if its forward fails: that failure is the forward property's)."""
+        if self.kind.forward is None:
+            try:
+                return self.output, []
+            except LayerFault:
+                return np.zeros(self.case.geometry.output_shape, self.case.dtype), []
         return self.kind.forward(self.case.geometry, self.pristine.inputs, self.case.labels)
 
     @property
@@ -183,7 +190,7 @@ class Trial:
 
     @cached_property
     def torch(self) -> torch_oracle.TorchResult | None:
-        if "torch" not in self.options.oracles or not torch_oracle.available()[0]:
+        if self.kind.torch is None or "torch" not in self.options.oracles or not torch_oracle.available()[0]:
             return None
         c = self.pristine
         return torch_oracle.gradients(self.kind.torch, c.geometry, c.inputs, c.upstream, c.labels)
@@ -214,6 +221,8 @@ class Trial:
 
     @property
     def torch_skip_reason(self) -> str:
+        if self.kind.torch is None:
+            return f"no torch twin of a {self.kind.name} layer: it is judged by differences of its own forward"
         if "torch" not in self.options.oracles:
             return "torch oracle not requested"
         return torch_oracle.available()[1]
@@ -242,7 +251,10 @@ class Trial:
         if name not in cache:
             x = self.pristine.inputs[name]
             loss = self.fd_loss()
-            if x.size <= self.tol.max_elementwise:
+            if self.kind.blind_fd is not None:  # kinks we cannot see: differences that never judge across one
+                rng = np.random.default_rng(self.options.seed)
+                cache[name] = self.kind.blind_fd(loss, self.pristine.inputs, name, self.tol, self.case.dtype, rng)
+            elif x.size <= self.tol.max_elementwise:
                 cache[name] = fd.elementwise(
                     loss,
                     self.pristine.inputs,

@@ -53,6 +53,18 @@ def test_guesses_put_the_preset_the_signature_suggests_first():
     assert guesses[0] == ("relu", "seed") and "no kind in its name" in why and len(guesses) <= 4
 
 
+def test_a_softmax_built_like_a_dense_layer_is_guessed_as_the_fused_kind_first():
+    class Softmax:  # the seed article's last layer: flatten, dense, softmax
+        def __init__(self, input_len, nodes): ...
+
+    class PlainSoftmax:
+        def __init__(self): ...
+
+    guesses, _ = class_guesses(Softmax)
+    assert guesses[0] == ("dense+softmax", "seed") and ("softmax", "nchw") in guesses
+    assert all(kind != "dense+softmax" for kind, _ in class_guesses(PlainSoftmax)[0])
+
+
 def test_a_found_layer_crosses_the_wire_as_plain_data():
     found = Found("ConvLayer", (("conv", "seed"), ("conv", "nchw")), "name ConvLayer")
     assert Found.from_dict(found.to_dict()) == found

@@ -90,8 +90,8 @@ def test_a_backward_argument_the_preset_has_no_value_for_is_refused(capsys):
     line = refusal(capsys, fixture("seed_misnamed.py:ConvBackwardNeedsCache"), *SEED_CONV)
     assert line.endswith(
         "ConvBackwardNeedsCache.backward(self, d, cache) cannot be called as backward(d) or backward(d, lr) (the "
-        "learning rate's parameter named lr / alpha / learning_rate): cache would get no value; give it a default, "
-        "or describe the layer with a LayerSpec"
+        "learning rate's parameter named lr / alpha / learning_rate / learn_rate): cache would get no value; give it "
+        "a default, or describe the layer with a LayerSpec"
     )
 
 

@@ -43,6 +43,7 @@ BACKWARDS = {
     "lr": lambda self, d, lr: self.step(d, lr),
     "alpha": lambda self, d, alpha: self.step(d, alpha),
     "learning_rate": lambda self, d, learning_rate: self.step(d, learning_rate),
+    "learn_rate": lambda self, d, learn_rate: self.step(d, learn_rate),  # the seed series' Softmax.backprop
 }
 
 

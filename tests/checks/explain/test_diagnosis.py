@@ -79,6 +79,14 @@ def dense_case(batch=3, features=3, out=3, seed=2) -> Case:
     return Case("dense", g, inputs, _values(rng, g.output_shape, 0.1, 2.0))
 
 
+def dense_softmax_case() -> Case:
+    """A fused dense + softmax on (2, 2, 2) inputs (two feature axes, flattened), three classes."""
+    g = DenseGeometry(2, (2, 2), 3, True)
+    rng = np.random.default_rng(4)
+    inputs = {"input": _values(rng, g.input_shape), "weight": _values(rng, (4, 3)), "bias": _values(rng, (3,))}
+    return Case("dense+softmax", g, inputs, _values(rng, g.output_shape, 0.1, 2.0))
+
+
 def smooth_case(kind: str):
     """Sigmoid or tanh on (2, 3): inputs of both signs, away from 0 and from the points where the mistaken
     formula happens to agree."""
@@ -151,6 +159,7 @@ CASES = {
     "leaky_relu": leaky_relu_case,
     "softmax": softmax_case,
     "avgpool": avgpool_case,
+    "dense+softmax": dense_softmax_case,
 }
 
 
@@ -244,6 +253,7 @@ GRADIENTS += [("dense", "input"), ("dense", "weight"), ("dense", "bias")]
 GRADIENTS += [(kind, "input") for kind in ("sigmoid", "tanh", "leaky_relu", "softmax", "avgpool")]
 GRADIENTS += [("batchnorm", "input"), ("batchnorm", "gamma"), ("batchnorm", "beta")]
 GRADIENTS += [(kind, "input") for kind in ("dropout", "softmax_ce", "svm_loss")]
+GRADIENTS += [("dense+softmax", "input"), ("dense+softmax", "weight"), ("dense+softmax", "bias")]
 
 
 @pytest.mark.parametrize(("kind", "name"), GRADIENTS)

@@ -287,7 +287,20 @@ BROKEN = {
 
 @pytest.mark.parametrize(
     "kind",
-    ["conv", "maxpool", "relu", "dense", "sigmoid", "tanh", "leaky_relu", "softmax", "avgpool", "batchnorm", "dropout"],
+    [
+        "conv",
+        "maxpool",
+        "relu",
+        "dense",
+        "sigmoid",
+        "tanh",
+        "leaky_relu",
+        "softmax",
+        "avgpool",
+        "batchnorm",
+        "dropout",
+        "dense+softmax",
+    ],
 )
 @pytest.mark.parametrize("broken", list(BROKEN))
 def test_the_structural_properties_catch_what_they_are_for(broken: str, kind: str, judge, tweak) -> None:

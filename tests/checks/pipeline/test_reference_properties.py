@@ -74,6 +74,7 @@ PLANS = [
     Plan("softmax_ce", "mixed", F64),
     Plan("network", "separated", F64, NETWORK),
     *(Plan(kind, "separated", dtype) for kind in ("sigmoid", "tanh", "softmax", "avgpool") for dtype in (F64, F32)),
+    *(Plan("dense+softmax", "separated", dtype) for dtype in (F64, F32)),
     *(Plan(kind, "mixed", F64) for kind in ("sigmoid", "tanh", "softmax", "avgpool")),
     Plan("softmax", "separated", F64, softmax_geometries(ndim=(3, 4), axis=1), "axis1"),
     *(Plan("leaky_relu", mode, dtype) for dtype in (F64, F32) for mode in ("separated", "zeros", "ties")),
