@@ -245,7 +245,7 @@ def check_network_job(
     ``checks.adapt.targets.TargetError`` when it cannot be loaded or adapted (no input shape, the layers do not
     chain, a layer without the methods of one)."""
     from checks.pipeline import chain
-    from checks.sandbox.network import open_network
+    from checks.sandbox.network import check_at_fault, open_network
     from checks.sandbox.worker import LoadRefused
 
     try:
@@ -256,7 +256,10 @@ def check_network_job(
         checker = chain.Checker(net, info, job.label or job.target, seed=job.seed, count=cases or chain.CASES)
         report = checker.report(progress)
         report.settings["sandbox"] = session.caps.reason
-        return report
+    # the layer at fault's own ordinary check (None: no layer at fault, or it could not be checked on its own)
+    own = check_at_fault(job, report, info, lambda j: check_job(j, wall_seconds=wall_seconds))
+    report.at_fault_report = own
+    return report
 
 
 def check_network(
@@ -272,7 +275,9 @@ def check_network(
     the layers in forward order, a list of them, or a model object); ``input_shape`` unless the module declares
     INPUT_SHAPE. dL/dx and dL/d(every parameter) against finite differences of the network's loss, each layer
     checked in place (the first from the loss down that disagrees is named), and the SGD step of layers that
-    update themselves in backward. The network runs in a sandboxed worker process."""
+    update themselves in backward. The network runs in a sandboxed worker process. When a layer is at fault, its
+    class is then checked on its own (kind inferred as for ``check FILE``): ``report.at_fault_report``, and
+    ``report.settings["network"]["at_fault"]["own_check"]`` says what was inferred or why it was not checked."""
     limits = limits or Limits()
     job = Job(target, seed=seed, call_seconds=limits.seconds, memory_bytes=limits.memory_bytes)
     shape = None if input_shape is None else tuple(int(d) for d in input_shape)

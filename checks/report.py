@@ -88,6 +88,9 @@ class Report:
     properties: list[PropertyReport]
     settings: dict[str, object] = field(default_factory=dict)
     error: str | None = None
+    at_fault_report: Report | None = field(default=None, repr=False, compare=False)
+    """A network's layer at fault checked on its own (checks.sandbox.network.check_at_fault); its JSON is under
+    settings["network"]["at_fault"]["report"]."""
 
     @property
     def passed(self) -> bool:

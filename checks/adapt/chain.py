@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from checks.adapt import presets
+from checks.adapt import presets, survey
 from checks.adapt.guard import Cause, LayerFault
 
 LOSSES = ("softmax_ce", "nll")
@@ -50,6 +51,9 @@ LR_ATTRIBUTES = ("lr", "learning_rate", "alpha")
 """Where a layer whose backward takes no learning rate keeps it."""
 PROBE_NUDGE = 1e-3
 """How far a parameter backward never moves is nudged to see whether the forward reads it."""
+GRAD_SPELLINGS = ("d{p}", "d{lower}", "d_{p}", "grad_{p}", "{p}_grad", "grads[{p!r}]", "gradients[{p!r}]")
+"""Where a layer that takes no step may keep parameter ``p``'s gradient (dW / dw for W, grad_W, W_grad, grads['W']),
+the spellings the presets read; the first that holds a float array of the parameter's shape after backward is used."""
 SHAPE_WORDS = ("shape", "broadcast", "align", "dimension", "size", "index", "mismatch", "operand", "to unpack")
 """Words of numpy's errors for an array of the wrong shape: such an error on the probe means the layers do not
 chain (an adaptation error), anything else is the layer's own fault."""
@@ -109,6 +113,8 @@ class Layer:
     lr_argument: str | None
     lr_attribute: str | None
     params: list[str] = field(default_factory=list)
+    grads: dict[str, str] = field(default_factory=dict)
+    """parameter -> the attribute backward leaves its gradient in (GRAD_SPELLINGS), for a layer that takes no step."""
 
     @property
     def name(self) -> str:
@@ -131,8 +137,63 @@ class Layer:
             if self.lr_attribute
             else f"{self.backward}(d), no learning rate"
         )
+        if self.grads:
+            how += "; gradients read from " + ", ".join(f"self.{s}" for s in self.grads.values())
         params = {p: list(np.shape(getattr(self.obj, p))) for p in self.params}
-        return {"index": self.index, "name": self.name, "calls": f"{self.forward}(x), {how}", "params": params}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "calls": f"{self.forward}(x), {how}",
+            "params": params,
+            "grads": dict(self.grads),
+            "cls": class_data(type(self.obj)),
+        }
+
+
+def class_data(cls: type) -> dict:
+    """Where a layer's class is defined and what checks.adapt.survey guesses of it, as plain data: the checker
+    may then check that class on its own (file None: it is not defined in a file the worker can load again)."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    try:
+        guesses, why = survey.class_guesses(cls)
+        found = survey.Found(cls.__qualname__, tuple(guesses), why).to_dict()
+    except Exception:  # a class whose signature cannot be read: nothing guessed, the checker says so
+        found = survey.Found(cls.__qualname__, (), "its constructor cannot be read").to_dict()
+    return {
+        "module": cls.__module__,
+        "qualname": cls.__qualname__,
+        "file": str(path) if isinstance(path, str) and path.endswith(".py") else None,
+        "found": found,
+    }
+
+
+def grad_spelling(obj: Any, param: str, shape: tuple[int, ...]) -> str | None:
+    """The first of GRAD_SPELLINGS for ``param`` that holds a float ndarray of ``shape`` on ``obj``, or None."""
+    for template in GRAD_SPELLINGS:
+        spelling = template.format(p=param, lower=param.lower())
+        value = read_grad(obj, spelling)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.shape == tuple(shape):
+            return spelling
+    return None
+
+
+def read_grad(obj: Any, spelling: str) -> Any:
+    """The value at ``spelling`` ("dW" or "grads['W']") on ``obj``; None when there is nothing there."""
+    name, _, key = spelling.partition("[")
+    value = getattr(obj, name, None) if name.isidentifier() else None
+    if key:
+        try:
+            value = value.get(key[1:-2]) if isinstance(value, dict) else None
+        except TypeError:  # an unhashable key cannot be in it
+            return None
+    return value
+
+
+def _grad_names(params: list[str]) -> set[str]:
+    """The plain attribute names GRAD_SPELLINGS gives for ``params`` (dW for W): gradients, never parameters."""
+    names = {t.format(p=p, lower=p.lower()) for p in params for t in GRAD_SPELLINGS}
+    return {n for n in names if n.isidentifier()}
 
 
 @dataclass
@@ -275,6 +336,8 @@ class Calls:
             if layer.lr_attribute:
                 setattr(obj, layer.lr_attribute, lr)
             args = (g.copy(), lr) if layer.lr_argument else (g.copy(),)
+            if layer.grads and callable(getattr(obj, "zero_grad", None)):  # a layer that accumulates its gradients
+                self.guarded("backward", obj.zero_grad, shapes=shapes)
             dx = self.guarded("backward", getattr(obj, layer.backward), *args, shapes=shapes)
             grads, moved = {}, {}
             for p in layer.params:
@@ -282,7 +345,9 @@ class Calls:
                 if after.shape != before[p].shape:
                     detail = f"parameter {p!r} changed shape from {before[p].shape} to {after.shape}"
                     raise LayerFault("backward", detail, shapes, cause=Cause.SHAPE)
-                grads[p] = (before[p] - after) / lr
+                grads[p] = (
+                    self._kept(layer, p, before[p].shape, shapes) if p in layer.grads else (before[p] - after) / lr
+                )
                 moved[p] = bool(np.any(after != before[p]))
             if dx is not None:
                 if not isinstance(dx, np.ndarray) or dx.dtype.kind != "f":
@@ -302,6 +367,17 @@ class Calls:
                 setattr(obj, layer.lr_attribute, saved_lr)
         self.tick()
         return dx, grads, moved
+
+    @staticmethod
+    def _kept(layer: Layer, p: str, shape: tuple[int, ...], shapes: str) -> np.ndarray:
+        """A copy of the gradient backward left at ``layer.grads[p]`` (LayerFault when it is not one any more)."""
+        spelling = layer.grads[p]
+        value = read_grad(layer.obj, spelling)
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != shape:
+            got = type(value).__name__ if not isinstance(value, np.ndarray) else f"shape {value.shape} {value.dtype}"
+            detail = f"self.{spelling}, the gradient of {p!r}, is {got} after backward, not a float array of {shape}"
+            raise LayerFault("backward", detail, shapes, cause=Cause.SHAPE)
+        return np.array(value, dtype=np.float64, copy=True)
 
     @staticmethod
     def put_back(layer: Layer, live: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray]) -> None:
@@ -469,8 +545,9 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
         candidates[layer.index] = {
             k: v for k, v in after.items() if k in before and id(v) == before[k][0] and np.array_equal(v, before[k][1])
         }
-    for layer in calls.layers:  # every candidate is watched by the probe backward
-        layer.params = sorted(candidates[layer.index])
+    for layer in calls.layers:  # every candidate is watched by the probe backward (a kept gradient is not one)
+        found = candidates[layer.index]
+        layer.params = sorted(set(found) - _grad_names(list(found)))
     g = loss_and_grad(inputs[-1], np.zeros(inputs[-1].shape[:-1], dtype=np.int64), loss)[1]
     moved: dict[int, dict[str, bool]] = {}
     fault = None
@@ -481,6 +558,11 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
         except LayerFault as exc:
             fault = exc
             break
+        if not layer.takes_lr:  # no step to read: where does backward leave each gradient?
+            for p in layer.params:
+                spelling = grad_spelling(layer.obj, p, np.shape(getattr(layer.obj, p)))
+                if spelling is not None:
+                    layer.grads[p] = spelling
         if dx is None:
             break
         g = np.asarray(dx, dtype=np.float64)
@@ -490,6 +572,7 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
             if moved.get(layer.index, {}).get(p) or _read_by_forward(calls, layer, p, inputs[layer.index]):
                 kept.append(p)
         layer.params = kept
+        layer.grads = {p: s for p, s in layer.grads.items() if p in kept}
     return fault
 
 

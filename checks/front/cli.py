@@ -443,6 +443,12 @@ def run_network_check(args: argparse.Namespace) -> int:
             _write_json(args.json, report.to_json())
         if args.json != "-":
             print(report.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
+            at_fault = report.settings.get("network", {}).get("at_fault") or {}
+            own = report.at_fault_report
+            if at_fault.get("own_check"):  # the layer at fault's own check, after the network's
+                print(f"\n{PROG}: {at_fault['own_check']}", flush=True)
+            if own is not None:
+                print(own.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
     except BrokenPipeError:
         stdout_gone()
     if not report.passed:

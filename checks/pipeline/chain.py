@@ -67,17 +67,25 @@ class NetFault(Exception):
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One layer as the worker adapted it: its position, class name, calls and parameters (name -> shape)."""
+    """One layer as the worker adapted it: its position, class name, calls and parameters (name -> shape);
+    ``grads``: parameter -> the attribute its gradient is read from (a layer that takes no step); ``cls``: where
+    its class is defined (module, qualname, file) and what its name and constructor suggest, for its own check."""
 
     index: int
     name: str
     calls: str
     params: dict[str, tuple[int, ...]]
     takes_lr: bool
+    grads: dict[str, str] = field(default_factory=dict)
+    cls: dict | None = None
 
     @property
     def shown(self) -> str:
         return f"layer {self.index + 1} {self.name} (index {self.index})"
+
+    def gradient_of(self, p: str) -> bool:
+        """Whether parameter p's gradient can be read: from its step (a layer taking lr) or from an attribute."""
+        return self.takes_lr or p in self.grads
 
 
 @dataclass(frozen=True)
@@ -464,12 +472,17 @@ class Checker:
             def phi(points, x=x, y=y):
                 return self.net.losses(x, y, self.info.loss, i, p, points)
 
+            if not layer.gradient_of(p):
+                prop.add(
+                    NOT_JUDGED,
+                    f"{layer.shown} takes no learning rate and keeps no gradient of {p} in an attribute (d{p}, "
+                    f"grad_{p}, {p}_grad, grads[{p!r}]): its gradient cannot be read",
+                )
+                continue
             judged = self._judge(phi, run.params[i][p], run.grads[i][p])
             self.whole.setdefault((i, p), []).append(judged)
-            if not layer.takes_lr:
-                prop.add(NOT_JUDGED, f"{layer.shown} takes no learning rate: its step cannot be read as a gradient")
-                continue
-            self._judged(prop, f"dL/d{p} of {layer.shown}", judged, k)
+            where = f" (read from self.{layer.grads[p]})" if p in layer.grads else ""
+            self._judged(prop, f"dL/d{p} of {layer.shown}{where}", judged, k)
 
     def _layer(self, prop: _Prop, i: int) -> None:
         layer = self.info.layers[i]
@@ -479,7 +492,7 @@ class Checker:
             prop.examples += 1
             a, g = run.inputs[i], run.upstream[i]
             arrays = [("input", a, run.returned[i])] if run.returned[i] is not None else []
-            arrays += [(p, run.params[i][p], run.grads[i][p]) for p in layer.params if layer.takes_lr]
+            arrays += [(p, run.params[i][p], run.grads[i][p]) for p in layer.params if layer.gradient_of(p)]
             for name, point, claimed in arrays:
 
                 def phi(points, name=name, a=a, g=g):
@@ -517,7 +530,9 @@ class Checker:
 
         entries = sample_entries(phi, point, claimed, self.rng)  # type: ignore[arg-type]
         bad = [e for e in entries if e.error > e.tol]
-        gradients = ", ".join(sorted({f"d/d{n}" for n, _, _ in wrong}))
+        gradients = ", ".join(
+            sorted({f"d/d{n}" + (f" (self.{layer.grads[n]})" if n in layer.grads else "") for n, _, _ in wrong})
+        )
         message = (
             f"layer at fault: {layer.shown}: its backward disagrees with its own forward at the activations it "
             f"receives in the network ({gradients})"
@@ -652,6 +667,7 @@ class Checker:
                         "name": la.name,
                         "calls": la.calls,
                         "params": {k: list(v) for k, v in la.params.items()},
+                        "grads": dict(la.grads),
                     }
                     for la in self.info.layers
                 ],

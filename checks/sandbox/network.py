@@ -9,16 +9,21 @@ garbled; a layer's fault becomes a ``NetFault`` naming the layer.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from checks.adapt import wire
 from checks.adapt.guard import Cause, LayerFault
+from checks.adapt.survey import CLASS_PRESETS, Found
 from checks.job import Job
 from checks.pipeline.chain import LR, LayerInfo, NetFault, NetInfo, Run
+from checks.report import Report
 from checks.sandbox.worker import LoadRefused, Session, _origin, _text
 
 MAX_LAYERS = 1000
@@ -87,7 +92,6 @@ class RemoteNetwork:
     def load(self, input_shape: tuple[int, ...] | None) -> NetInfo:
         job = self.session.job
         import os
-        from pathlib import Path
 
         body = {
             "target": job.target,
@@ -122,7 +126,10 @@ class RemoteNetwork:
             for k, (data, takes) in enumerate(zip(b["layers"], b["takes_lr"], strict=True)):
                 assert data["index"] == k and isinstance(takes, bool)
                 params = {str(p): tuple(int(d) for d in s) for p, s in data["params"].items()}
-                layers.append(LayerInfo(k, _text(data, "name"), _text(data, "calls"), params, takes))
+                grads = {str(p): str(s) for p, s in (data.get("grads") or {}).items()}
+                assert set(grads) <= set(params) and all(len(s) < 200 for s in grads.values())
+                cls = _class(data.get("cls"))
+                layers.append(LayerInfo(k, _text(data, "name"), _text(data, "calls"), params, takes, grads, cls))
             assert 0 < len(layers) <= MAX_LAYERS and all(p.isidentifier() for la in layers for p in la.params)
             loss = b.get("declared_loss") or b["loss"]
             assert loss in ("softmax_ce", "nll")
@@ -195,3 +202,67 @@ class RemoteNetwork:
     def train(self, xs: np.ndarray, labels: np.ndarray, steps: int, lr: float, loss: str) -> np.ndarray:
         body: dict[str, Any] = {"steps": steps, "lr": lr, "loss": loss}
         return self._losses("net_train", body, {"xs": xs, "labels": labels}, steps + 1)
+
+
+# -- the layer at fault, checked on its own ----------------------------------------------------------------------
+
+
+def _class(data: object) -> dict | None:
+    """A layer's class as the worker describes it (checks.adapt.chain.class_data), checked to be plain data of
+    the expected form; None when it is absent."""
+    if data is None:
+        return None
+    assert isinstance(data, dict)
+    module, qualname, file = data["module"], data["qualname"], data.get("file")
+    assert isinstance(module, str) and isinstance(qualname, str) and len(module) + len(qualname) < 1000
+    assert file is None or (isinstance(file, str) and file.endswith(".py") and len(file) < 4096)
+    found = Found.from_dict(data["found"])
+    assert found.name == qualname and len(found.guesses) <= 32
+    assert all(preset is None or preset in CLASS_PRESETS for _, preset in found.guesses)
+    return {"module": module, "qualname": qualname, "file": file, "found": found}
+
+
+Check = Callable[[Job], Report]
+"""checks.api.check_job with the settings the caller wants (the checker's side never imports checks.api here)."""
+
+
+def own_check(job: Job, layer: LayerInfo, check: Check) -> tuple[str, Report | None]:
+    """(one line, the report): ``layer``'s class checked on its own the way ``check FILE`` checks it (its kind
+    and convention guessed from its name and constructor, a guess believed when its forward agrees with the
+    kind's reference: checks.infer.confirm), with ``job``'s settings; the report is None, and the line says
+    why, when the class cannot be loaded on its own or its kind cannot be told."""
+    from checks import infer
+    from checks.adapt.targets import TargetError
+
+    cls = layer.cls
+    shown = f"{layer.shown} on its own"
+    if cls is None or cls["file"] is None or not Path(cls["file"]).is_file():
+        return f"{shown}: not checked: its class is not defined in a .py file a worker can load", None
+    if cls["module"] == "__main__" or "." in cls["qualname"]:
+        return f"{shown}: not checked: {cls['qualname']} is not at module level of {cls['file']}", None
+    template = replace(job, target=cls["file"], kind=None, preset=None, only=None, label="")
+    try:
+        inferred = infer.confirm(template, cls["found"], check)
+        if not inferred.checkable:
+            return f"{shown}: not checked: {inferred.why}", None
+        report = check(inferred.job(template))
+    except (TargetError, LoadRefused) as exc:
+        return f"{shown}: not checked: {cls['qualname']} cannot be loaded from {cls['file']}: {exc}", None
+    except LayerFault as fault:  # its worker died or garbled while loading: the network's verdict stands
+        return f"{shown}: not checked: its check ended while loading it: {fault}", None
+    report.settings["inferred"] = inferred.why
+    return f"{shown}: {cls['qualname']} in {Path(cls['file']).name} checked as {inferred.why}", report
+
+
+def check_at_fault(job: Job, report: Report, info: NetInfo, check: Check) -> Report | None:
+    """When the network check named a layer at fault, that layer's own check (``own_check``): its line goes to
+    ``settings.network.at_fault.own_check``, its report to ``settings.network.at_fault.report`` (as the JSON
+    holds one) and is returned (None: no layer at fault, or it could not be checked)."""
+    network = report.settings.get("network")
+    at_fault = network.get("at_fault") if isinstance(network, dict) else None
+    if not at_fault:
+        return None
+    line, own = own_check(job, info.layers[at_fault["index"]], check)
+    at_fault["own_check"] = line
+    at_fault["report"] = None if own is None else json.loads(own.to_json())
+    return own

@@ -101,3 +101,41 @@ def test_a_bad_input_shape_is_an_adaptation_error(value):
 )
 def test_only_numpy_shape_errors_mean_the_layers_do_not_chain(detail, cause, shape_error):
     assert chain._shape_error(LayerFault("forward", detail, cause=cause)) is shape_error
+
+
+class _Holder:
+    def __init__(self, **attributes):
+        vars(self).update(attributes)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "spelling"),
+    [
+        ({"dW": np.ones((2, 3))}, "dW"),
+        ({"dw": np.ones((2, 3))}, "dw"),
+        ({"grad_W": np.ones((2, 3))}, "grad_W"),
+        ({"W_grad": np.ones((2, 3))}, "W_grad"),
+        ({"grads": {"W": np.ones((2, 3))}}, "grads['W']"),
+        ({"gradients": {"W": np.ones((2, 3))}}, "gradients['W']"),
+        ({"dW": np.ones((3, 2))}, None),  # the wrong shape: not W's gradient
+        ({"dW": np.ones((2, 3), dtype=np.int64)}, None),  # not a float array
+        ({"grads": {"b": np.ones((2, 3))}}, None),  # another parameter's
+        ({}, None),
+    ],
+)
+def test_a_kept_gradient_is_found_only_by_the_presets_spellings_at_the_parameters_shape(attributes, spelling):
+    holder = _Holder(W=np.zeros((2, 3)), **attributes)
+    assert chain.grad_spelling(holder, "W", (2, 3)) == spelling
+    if spelling is not None:
+        assert np.array_equal(chain.read_grad(holder, spelling), np.ones((2, 3)))
+
+
+def test_a_gradients_attribute_is_never_taken_for_a_parameter():
+    assert chain._grad_names(["W", "b"]) >= {"dW", "dw", "db", "d_W", "grad_W", "W_grad", "grad_b", "b_grad"}
+    assert "W" not in chain._grad_names(["W", "b"])
+
+
+def test_a_class_is_described_by_its_file_and_the_surveys_guesses():
+    data = chain.class_data(chain.NetworkError)  # a class of an importable file: its guesses may be empty
+    assert data["qualname"] == "NetworkError" and data["file"].endswith("chain.py")
+    assert data["found"]["name"] == "NetworkError"

@@ -50,6 +50,11 @@ def test_the_buggy_pool_exits_1_naming_the_layer_in_the_report_and_the_json(tmp_
     data = json.loads(report.read_text())
     assert data["kind"] == "network" and data["outcome"] == "failed"
     assert data["settings"]["network"]["at_fault"]["name"] == "TopLeftPool"
+    # then the pool's own ordinary check, printed after the network's report and in the JSON under at_fault
+    own = captured.out.index("layer 2 TopLeftPool (index 1) on its own: TopLeftPool in net_buggy_pool.py")
+    assert captured.out.index("(network): FAIL") < own < captured.out.index("TopLeftPool (maxpool): FAIL")
+    nested = data["settings"]["network"]["at_fault"]["report"]
+    assert nested["kind"] == "maxpool" and [p["status"] for p in nested["properties"]][:2] == ["pass", "fail"]
 
 
 def test_layers_that_do_not_chain_exit_2_naming_both_layers_and_the_shape(folder, capsys):

@@ -260,3 +260,53 @@ def test_a_layer_that_hangs_inside_the_network_is_a_timeout_naming_it(variants):
     report = _check(f"{variants}:hangs")
     assert report.outcome()[0] == "timeout"
     assert "layer 2 Hangs (index 1): forward: did not return within 3 s" in _text(report, "forward")
+
+
+# -- the layer at fault, checked on its own ------------------------------------------------------------------
+
+
+def test_the_pool_at_fault_is_checked_on_its_own_and_its_own_check_fails_its_input_gradient():
+    report = _check(str(EXAMPLES / "net_buggy_pool.py:build"))
+    at_fault = report.settings["network"]["at_fault"]
+    assert "TopLeftPool in net_buggy_pool.py checked as maxpool, seed" in at_fault["own_check"]
+    own = report.at_fault_report
+    assert own.kind == "maxpool" and own.failed_properties == ["grad_input"]
+    assert _status(own, "forward") == PASS  # its forward is right: only its backward is wrong
+    assert at_fault["report"]["outcome"] == "failed" and at_fault["report"]["kind"] == "maxpool"
+
+
+def test_a_network_without_a_layer_at_fault_runs_no_own_check():
+    report = _check(str(EXAMPLES / "net.py:build"))
+    assert report.at_fault_report is None and report.settings["network"]["at_fault"] is None
+
+
+def test_a_layer_at_fault_whose_kind_cannot_be_told_says_so_in_one_line():
+    report = _check(str(FIXTURES / "grads_net_buggy.py:build"))
+    line = report.settings["network"]["at_fault"]["own_check"]
+    assert report.at_fault_report is None and report.settings["network"]["at_fault"]["report"] is None
+    assert line.startswith("layer 1 FirstImageConv (index 0) on its own: not checked: cannot tell its kind")
+    assert "\n" not in line
+
+
+# -- layers that keep their gradients in attributes ----------------------------------------------------------
+
+FIXTURES = REPO / "tests" / "fixtures" / "network"
+
+
+def test_gradients_kept_in_attributes_are_read_and_a_correct_network_passes():
+    report = _check(str(FIXTURES / "grads_net.py:build"))
+    assert report.passed, report.render()
+    layers = report.settings["network"]["layers"]
+    assert layers[0]["grads"] == {"W": "dW", "b": "db"}
+    assert layers[2]["grads"] == {"W": "grads['W']", "b": "grads['b']"}
+    assert "gradients read from self.dW, self.db" in layers[0]["calls"]
+    assert [_status(report, f"grad_{p}@{n}") for n in (1, 3) for p in ("W", "b")] == [PASS] * 4
+
+
+def test_a_wrong_weight_gradient_in_an_attribute_is_caught_and_its_layer_named():
+    report = _check(str(FIXTURES / "grads_net_buggy.py:build"))
+    assert _status(report, "grad_W@1") == FAIL and _status(report, "grad_b@1") == PASS
+    assert _status(report, "layer@1") == FAIL and _status(report, "layer@3") == PASS
+    assert report.settings["network"]["at_fault"]["index"] == 0
+    assert "layer at fault: layer 1 FirstImageConv (index 0)" in _text(report, "layer@1")
+    assert "(d/dW (self.dW))" in _text(report, "layer@1")
