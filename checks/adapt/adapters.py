@@ -133,12 +133,18 @@ class LayerSpec:
     lr_argument: float | None = None
     adapted: str = ""
     shapes: Mapping[str, tuple[int, ...]] | None = None
+    reference: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
+    """A function layer's own reference forward, fn({"input": X, <param>: ...}) -> Z in NumPy: judges ``forward``
+    only (it runs in the worker, like the layer: it is the user's code)."""
 
     def __post_init__(self) -> None:
         if self.gradients not in GRADIENT_SOURCES:
             raise ValueError(f"gradients={self.gradients!r}; expected one of {GRADIENT_SOURCES}")
         _require_params(self.kind, self.params)
         self.shapes = _require_shapes(self.kind, self.shapes, self.params)
+        if self.reference is not None and (self.shapes is None or not callable(self.reference)):
+            what = "a function fn(inputs) -> Z" if self.shapes is not None else f"not for a {self.kind!r} layer"
+            raise ValueError(f"reference= is {what} (a built-in kind is judged against its own reference)")
         if self.shapes is not None:  # declared shapes are the layer's own: no layout to map them through
             if (self.input_layout, self.output_layout) not in (("NCHW", None), ("ND", None), ("ND", "ND")):
                 raise ValueError(f"a {self.kind!r} layer takes its arrays as declared in shapes; drop the layouts")
@@ -168,6 +174,7 @@ class LayerSpec:
             origin=self.origin,
             adapted=self.adapted,
             shapes=self.shapes,
+            reference=self.reference is not None,
         )
 
 
@@ -188,6 +195,8 @@ class Declaration:
     origin: Origin | None = None
     adapted: str = ""
     shapes: Mapping[str, tuple[int, ...]] | None = None
+    reference: bool = False
+    """Whether the layer declared its own reference forward (``LayerSpec.reference``; the worker holds it)."""
 
     @property
     def out_layout(self) -> str:
@@ -205,6 +214,7 @@ class Declaration:
             "origin": None if self.origin is None else vars(self.origin) | {"overrides": dict(self.origin.overrides)},
             "adapted": self.adapted,
             "shapes": None if self.shapes is None else {k: list(v) for k, v in self.shapes.items()},
+            "reference": self.reference,
         }
 
     @classmethod
@@ -247,7 +257,17 @@ class Declaration:
             origin,
             _line(data["adapted"]),
             _require_shapes(data["kind"], data["shapes"], params),
+            _reference(data["reference"], data["shapes"]),
         )
+
+
+def _reference(value: object, shapes: object) -> bool:
+    """Whether a reference forward was declared: a bool, and only for a layer that declares its shapes."""
+    if not isinstance(value, bool):
+        raise TypeError(f"reference {value!r} is not a bool")
+    if value and shapes is None:
+        raise ValueError("a reference forward for a kind whose shapes are drawn")
+    return value
 
 
 def _string(value: object) -> str:
@@ -475,6 +495,18 @@ class ClassSubject:
         y = self._call(self.spec.forward_method, x, *labels)
         _mirror_writes(x, before, inputs["input"], self.spec.input_layout)
         return self._canonical(y, self.spec.out_layout, self.case.geometry.output_shape, "forward", "output")
+
+    @property
+    def has_reference(self) -> bool:
+        return self.spec.reference is not None
+
+    def reference(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Z of the spec's own reference forward at copies of ``inputs`` (a declared-shape layer: its arrays are
+        as declared, so no layout is mapped); its dtype is its own (a float64 NumPy reference is fine)."""
+        if self.spec.reference is None:
+            raise LayerFault("reference forward", "no reference forward was declared", self.shapes, cause=Cause.ADAPT)
+        z = self.spec.reference({k: np.array(v, copy=True) for k, v in inputs.items()})
+        return self._canonical(z, "ND", self.case.geometry.output_shape, "reference forward", "reference output")
 
     def _canonical(self, y: object, layout: str, canonical_shape: tuple, stage: str, what: str) -> np.ndarray:
         if not isinstance(y, np.ndarray):

@@ -10,6 +10,8 @@ adapter (checks.adapt), and answers, one frame each (checks.adapt.wire):
 - ``forward`` {id} + inputs -> ``output`` (Z, and any input the layer wrote into, canonical) or ``fault``;
 - ``backward`` {id} + G -> ``grads`` (each gradient canonical, or its fault; each as the layer returned it;
   G if the layer wrote into it; the layer's learning rate) or ``fault``;
+- ``reference`` {id} + inputs -> ``output`` (Z of the LayerSpec's own reference forward, a function layer's) or
+  ``fault``;
 - ``step`` {id} + inputs and G -> a forward, then a backward: ``grads`` with the output too, or ``fault``;
 - ``losses`` {id, name} + base inputs, G and the perturbed points -> ``losses`` (L = sum(Z * G) at each, in
   float64), sending a ``tick`` every half second so that the checker can tell a slow batch from a hang;
@@ -206,6 +208,22 @@ class Server:
             if not _same(value, request.arrays[name]):
                 arrays[f"mutated:{name}"] = value
         self._reply("output", {}, arrays)
+
+    def _reference(self, request: Any) -> None:
+        """Z of the spec's reference forward (user code, so guarded like the layer) at copies of the inputs."""
+        from checks.adapt.guard import LayerFault
+
+        subject = self._subject(request)
+        if subject is None:
+            return
+        inputs = {k: v.copy() for k, v in request.arrays.items()}
+        try:
+            z = self._guarded("reference forward", subject.reference, inputs, shapes=subject.shapes)
+            out = carried("reference forward", "reference output", z, subject.shapes)
+        except LayerFault as fault:
+            self._fault(fault)
+            return
+        self._reply("output", {}, {"output": out})
 
     def _step(self, request: Any) -> None:
         """A forward at the inputs, then a backward at G: one request for what a check always does in pairs."""

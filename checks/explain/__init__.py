@@ -18,9 +18,12 @@ import numpy as np
 
 from checks.explain.evidence import Diagnosis, Evidence
 from checks.explain.mistakes import diagnose
+from checks.explain.patterns import patterns
 from checks.explain.rerun import reproduce, snippet
 from checks.explain.where import (
     DEFAULT_K,
+    NO_ENTRIES,
+    ONLY_FD,
     Details,
     Entry,
     Window,
@@ -76,6 +79,8 @@ def explain(
     out_layout = layout_of(spec, case.kind, "output", len(case.geometry.output_shape))
     value = layer_value(trial, name, layout)
     correct, source = expected_grads(trial)
+    if name not in correct:  # a kind with no reference, differenced along random directions only
+        raise LookupError(NO_ENTRIES)
     expected = correct[name]
     raw_shape = None if value.raw is None else tuple(np.shape(value.raw))
     user_shape = tuple(layout.to_user(np.empty(shape), raw_shape).shape)
@@ -98,7 +103,7 @@ def explain(
         name=name,
         actual=value.canonical,
         correct=correct,
-        tol=trial.tol.exact,
+        tol=trial.tol.fd if source == ONLY_FD else trial.tol.exact,
         raw=value.raw,
         out_layout=out_layout.name,
         lr=trial.learning_rate,
@@ -107,7 +112,17 @@ def explain(
         needs=list(needs or []),
     )
     details.reproduction = snippet(target, spec, case, name)
+    if source == ONLY_FD:
+        return details, blind_diagnosis(evidence, details)
     return details, diagnose(evidence)
+
+
+def blind_diagnosis(evidence: Evidence, details: Details) -> Diagnosis:
+    """The diagnosis against finite differences alone (a kind with no reference): the patterns, each within the fd
+    tolerance, and only when the differences judged every entry (a pattern over entries nobody judged would be a
+    claim not shown); never a named mistake, since every mistake is defined by a kind's right formula."""
+    shown = patterns(evidence) if details.unjudged == 0 and details.mask is not None else []
+    return Diagnosis(evidence.name, [], shown)
 
 
 def annotate(report: Report, spec=None, *, k: int = DEFAULT_K) -> None:

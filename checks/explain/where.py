@@ -22,11 +22,16 @@ from checks.adapt.guard import LayerFault
 from checks.case import Case
 from checks.explain.evidence import Diagnosis, close
 from checks.oracles.fd import FDGradient
+from checks.pipeline.properties import fd_allowance
 from checks.pipeline.trial import Trial
 
 __all__ = ["DEFAULT_K", "Details", "Entry", "GradientLayout", "Window", "expected_grads", "fill", "layout_of"]
 
 DEFAULT_K = 5
+ONLY_FD = "fd_only"
+"""``Details.expected_source`` of a kind with no reference (``function``): the kink-guarded differences of the
+layer's own forward are the right values, shown only where they judged."""
+NO_ENTRIES = "judged along random directions (an array too large to difference entry by entry): no entries to show"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Details:
     layer_value: np.ndarray | None = field(default=None, repr=False)  # canonical, for plots
     expected_value: np.ndarray | None = field(default=None, repr=False)  # canonical, for plots
     mask: np.ndarray | None = field(default=None, repr=False)  # canonical, True where wrong
+    unjudged: int = 0  # entries the guarded differences of a no-reference kind did not judge (a kink near)
 
     def to_dict(self) -> dict:
         return {
@@ -139,6 +145,7 @@ class Details:
             "case": None if self.case is None else self.case.to_dict(),
             "reproduction": self.reproduction,
             "error": self.error,
+            "unjudged": self.unjudged,
         }
 
     def render_lines(self, diagnosis: Diagnosis | None = None) -> list[str]:
@@ -174,6 +181,8 @@ class Details:
             return [head, *(f"  {w.line()}" for w in self.windows)]
         versus = {"subgradient": "the allowed range"}.get(self.verdict, _SOURCES.get(self.expected_source, ""))
         head = f"where: {self.mismatched} of {self.total} entries of {d} are wrong against {versus} ({where}{axes})"
+        if self.unjudged:
+            head += f"; {self.unjudged} more not judged (a kink within a step)"
         return [head, *_table(self.worst, self.expected_source)] if self.worst else [head]
 
 
@@ -181,6 +190,7 @@ _SOURCES = {
     "torch": "torch",
     "reference": "the NumPy reference",
     "fd": "finite differences (torch agrees with the layer)",
+    ONLY_FD: "finite differences of your own forward",
 }
 
 
@@ -188,11 +198,18 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def _rel(e: Entry) -> str:
+    return "inf" if e.rel_err is None else f"{e.rel_err:.3g}"
+
+
 def _table(entries: list[Entry], source: str) -> list[str]:
     """The worst entries; the exact column is named for the oracle that gave it (torch, or the NumPy
     reference when torch is missing), never "torch" for a value torch did not compute."""
     exact = "torch" if any(e.torch is not None for e in entries) else {"reference": "reference"}.get(source, "exact")
-    if entries and entries[0].allowed is not None:
+    if source == ONLY_FD:  # the differences are the right column: no second one repeating them
+        rows = [("index", "layer", "fd", "rel err")]
+        rows += [(str(e.index), _fmt(e.layer), _fmt(e.fd), _rel(e)) for e in entries]
+    elif entries and entries[0].allowed is not None:
         rows = [("index", "layer", "allowed", exact)]
         rows += [
             (str(e.index), _fmt(e.layer), f"[{_fmt(e.allowed[0])}, {_fmt(e.allowed[1])}]", _fmt(e.torch))
@@ -209,7 +226,7 @@ def _table(entries: list[Entry], source: str) -> list[str]:
                 _fmt(e.layer),
                 _fmt(e.fd),
                 _fmt(e.torch if e.torch is not None else e.expected),
-                "inf" if e.rel_err is None else f"{e.rel_err:.3g}",
+                _rel(e),
             )
             for e in entries
         ]
@@ -316,7 +333,10 @@ def layer_value(trial: Trial, name: str, layout: GradientLayout) -> LayerValue:
 
 
 def expected_grads(trial: Trial) -> tuple[dict[str, np.ndarray], str]:
-    """The exact gradients: torch's when available, else our NumPy reference layers'."""
+    """The exact gradients: torch's when available, else our NumPy reference layers'; for a kind with no reference
+    (``function``) the entry-wise guarded differences of the layer's own forward (``blind_grads``)."""
+    if trial.kind.blind_fd is not None:
+        return blind_grads(trial), ONLY_FD
     torch = trial.torch
     if torch is not None:
         return {k: np.asarray(v, dtype=np.float64) for k, v in torch.grads.items()}, "torch"
@@ -325,6 +345,14 @@ def expected_grads(trial: Trial) -> tuple[dict[str, np.ndarray], str]:
     subject.forward(case.inputs)
     grads = subject.backward(case.upstream.copy())
     return {k: np.asarray(v, dtype=np.float64) for k, v in grads.items() if k in case.inputs}, "reference"
+
+
+def blind_grads(trial: Trial) -> dict[str, np.ndarray]:
+    """dL/d(name) ~ D(h/2) of every gradient differenced entry by entry (checks.kinds.function.elementwise); an
+    array differenced along random directions has no entries and is left out. Which entries the differences
+    judged is ``trial.fd(name).trusted``: ``fill`` compares only those."""
+    estimates = {name: fd_value(trial, name) for name in trial.pristine.inputs}
+    return {name: e.value for name, e in estimates.items() if e is not None}
 
 
 def _fd_value(trial: Trial, name: str) -> FDGradient | None:
@@ -455,17 +483,21 @@ def fill(
         d.verdict = "subgradient"
         d.window_axes = out_layout.axes()
         return _pool_details(trial, d, k, out_layout, in_map)
-    tol, keep, allowed = trial.tol.exact, np.ones(actual.shape, dtype=bool), None
+    tol, keep, allowed, floor = trial.tol.exact, np.ones(actual.shape, dtype=bool), None, 0.0
     fd = None if kink else fd_value(trial, d.gradient)
     target = expected
-    if membership is not None and membership.allowed is not None:
+    if d.expected_source == ONLY_FD and fd is not None:
+        # no reference: judged as grad_<name> judged it, only where the differences are trusted, with their allowance
+        keep, tol, floor = fd.trusted, trial.tol.fd, fd_allowance(trial, d.gradient, fd)
+        d.unjudged = int(keep.size - keep.sum())
+    elif membership is not None and membership.allowed is not None:
         d.verdict = "subgradient"
         allowed = membership.allowed
         target = np.clip(actual, *allowed)
     elif fd is not None and _only_fd_failed(findings) and close(actual, expected, tol):
         # the layer agrees with the exact oracle: show where finite differences disagree instead
         d.expected_source, target, keep, tol = "fd", fd.value, fd.trusted, trial.tol.fd
-    bound = tol.bound(target, scale=float(np.abs(np.where(keep, target, 0.0)).max(initial=0.0)))
+    bound = tol.bound(target, scale=float(np.abs(np.where(keep, target, 0.0)).max(initial=0.0))) + floor
     bad = (np.abs(actual - target) > bound) & keep
     d.mismatched, d.total = int(bad.sum()), int(keep.sum())
     d.worst = _worst_entries(actual, target, bound, bad, in_map, k, fd=fd, torch=torch, allowed=allowed)

@@ -40,7 +40,7 @@ NO_REFERENCE = "a function layer has no reference forward: its output's values a
 """Why ``forward`` is not judged (shape, dtype and finiteness still are)."""
 ONE_ORACLE = "one oracle: a function layer is judged by differences of its own forward only"
 """Why ``oracle_agreement`` is skipped and torch does not judge."""
-NO_EXPLANATION = "a function layer has no reference to explain a failure with: the finding above is the evidence"
+NO_REFERENCE_LAYER = "a function layer has no reference layer: the user's layer is the only implementation"
 GUARD = 4.0
 """The kink tests must hold within 1/GUARD of the comparison's own allowance (see the module docstring)."""
 
@@ -58,9 +58,9 @@ def function_geometries() -> st.SearchStrategy[FunctionGeometry]:
 
 
 def reference_layer(case: Case):
-    """None exists: the user's function is the only implementation, so a failure is explained by its fd finding
-    alone (the explanation says so instead of naming entries, patterns or mistakes)."""
-    raise LookupError(NO_EXPLANATION)
+    """None exists: the user's function is the only implementation. A failing gradient is explained against the
+    guarded differences instead (checks.explain.where.blind_grads: the entries they judged, column ``fd``)."""
+    raise LookupError(NO_REFERENCE_LAYER)
 
 
 def _allowance(d: np.ndarray, noise: np.ndarray, tol: DtypeTolerances, scale: float) -> np.ndarray:

@@ -51,15 +51,33 @@ def forward(t: Trial) -> list[Finding]:
         m = own.forward(t.pristine.inputs, t.case.geometry, z, t.tol.forward)
         reason = m.reason + ("" if m.comparison is None else f"; {m.comparison.summary()}")
         return [_finding(t, "forward", m.ok, reason, "structure", m.comparison)]
-    if t.kind.forward is None:  # nothing to compare Z with: its shape, dtype and finiteness held (t.output)
-        why = f"no reference forward for a {t.kind.name} layer: Z's values not judged (shape, dtype, finiteness are)"
-        return [Finding("forward", SKIP, why, None, t.case.describe())]
+    if t.kind.forward is None:
+        return _own_reference(t, z)
     if t.torch is not None:
         expected, oracle = t.torch.output, "torch"
     else:
         expected, oracle = t.reference[0], "reference"
     c = compare(z, expected, t.tol.forward, floor=t.rounding_floor)
     return [_finding(t, "forward", c.ok, c.summary(), oracle, c)]
+
+
+USER_REFERENCE = "user_reference"
+"""The oracle of a forward judged against the layer's own declared reference (``LayerSpec(reference=fn)``)."""
+
+
+def _own_reference(t: Trial, z: np.ndarray) -> list[Finding]:
+    """Z of a kind with no reference of ours equals the reference forward the layer declared, within the forward
+    tolerance; with none declared only its shape, dtype and finiteness held (t.output), and its values are SKIP.
+    A reference that raises or answers badly fails ``forward``, named as the reference's fault."""
+    try:
+        expected = t.declared_reference
+    except LayerFault as fault:  # its stage, "reference forward", names it: the layer's own forward was fine
+        return _fault(t, "forward", fault)
+    if expected is None:
+        why = f"no reference forward for a {t.kind.name} layer: Z's values not judged (shape, dtype, finiteness are)"
+        return [Finding("forward", SKIP, why, None, t.case.describe())]
+    c = compare(z, expected, t.tol.forward, floor=t.rounding_floor)
+    return [_finding(t, "forward", c.ok, f"against your reference forward: {c.summary()}", USER_REFERENCE, c)]
 
 
 def _at_kink_membership(t: Trial, actual: np.ndarray) -> Finding:
@@ -83,7 +101,7 @@ def _at_kink_membership(t: Trial, actual: np.ndarray) -> Finding:
     )
 
 
-def _fd_allowance(t: Trial, name: str, estimate: FDGradient) -> np.ndarray:
+def fd_allowance(t: Trial, name: str, estimate: FDGradient) -> np.ndarray:
     """The absolute allowance of an element-wise finite difference per entry: its rounding noise and, for a kind
     that bounds it (Kind.fd_truncation: batch norm, whose curvature grows as 1 / sigma^3), the truncation error
     of a central difference at the trial's step."""
@@ -101,7 +119,7 @@ def _fd_findings(t: Trial, prop: str, name: str, actual: np.ndarray) -> Finding:
     if isinstance(estimate, FDGradient):
         if not estimate.trusted.any():
             return Finding(prop, INCONCLUSIVE, "every finite-difference step crosses a kink", "fd", t.case.describe())
-        floor = _fd_allowance(t, name, estimate)
+        floor = fd_allowance(t, name, estimate)
         c = compare(actual, estimate.value, t.tol.fd, mask=estimate.trusted, floor=floor)
         skipped = int(estimate.value.size - estimate.trusted.sum())
         note = f" ({skipped} entries within a step of a kink not judged)" if skipped else ""
@@ -222,7 +240,7 @@ def oracle_agreement(t: Trial) -> list[Finding]:
             exact = t.torch.grads[name]
             estimate = t.fd(name)
             if isinstance(estimate, FDGradient):
-                floor = _fd_allowance(t, name, estimate)
+                floor = fd_allowance(t, name, estimate)
                 c = compare(exact, estimate.value, t.tol.fd, mask=estimate.trusted, floor=floor)
                 findings.append(_finding(t, "oracle_agreement", c.ok, f"{name}: {c.summary()}", "fd+torch", c))
             else:

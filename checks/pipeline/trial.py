@@ -180,6 +180,20 @@ class Trial:
                 return np.zeros(self.case.geometry.output_shape, self.case.dtype), []
         return self.kind.forward(self.case.geometry, self.pristine.inputs, self.case.labels)
 
+    @cached_property
+    def declared_reference(self) -> np.ndarray | None:
+        """Z of the layer's OWN reference forward (``LayerSpec(reference=fn)``, a kind with none of ours), None when
+        it declared none. User code: asked of the subject (in the worker), guarded, and validated like the layer's
+        Z (shape, finiteness; any float dtype, compared in float64): what goes wrong is a LayerFault at stage
+        "reference forward"."""
+        if self.kind.forward is not None or not getattr(self.subject, "has_reference", False):
+            return None
+        inputs = {k: np.array(v, copy=True) for k, v in self.pristine.inputs.items()}
+        z = self.guarded("reference forward", self.subject.reference, inputs)
+        floating = isinstance(z, np.ndarray) and z.dtype.kind == "f"
+        dtype = z.dtype if floating else self.case.dtype
+        return self._validated("reference forward", "reference output", z, self.case.geometry.output_shape, dtype)
+
     @property
     def sites(self) -> list[kinks.KinkSite]:
         return self.reference[1]

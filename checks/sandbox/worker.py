@@ -428,6 +428,17 @@ class RemoteSubject:
                 inputs[name][...] = value
         return reply.arrays["output"]
 
+    @property
+    def has_reference(self) -> bool:
+        """Whether the layer declared its own reference forward (its Declaration says so)."""
+        return self.session.declaration is not None and self.session.declaration.reference
+
+    def reference(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Z of the layer's reference forward, computed in the worker (the reference is the user's code); the
+        checker validates it (checks.pipeline.trial.Trial.declared_reference) like any answer."""
+        reply = self._ask("reference", {}, dict(inputs), "reference forward")
+        return self._expect(reply, "output", "reference forward", ("output",)).arrays["output"]
+
     def backward(self, upstream: np.ndarray) -> dict[str, np.ndarray | LayerFault]:
         reply = self._expect(self._ask("backward", {}, {"upstream": upstream}, "backward"), "grads", "backward")
         return self._grads(reply, upstream)

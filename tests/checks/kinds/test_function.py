@@ -21,11 +21,15 @@ from checks import LayerSpec, Param, kinds
 from checks.adapt import targets
 from checks.adapt.adapters import Declaration
 from checks.api import check_job
+from checks.case import Case
+from checks.explain import explain, where
 from checks.findings import FAIL, PASS, SKIP
 from checks.geometry import FunctionGeometry
 from checks.job import Job
 from checks.kinds import function
 from checks.oracles import fd
+from checks.pipeline.properties import USER_REFERENCE
+from checks.pipeline.trial import Options, Trial
 from checks.strategies._spec import cases, geometries
 from checks.tolerances import tolerances_for
 
@@ -187,3 +191,123 @@ def test_a_class_target_as_function_is_an_adaptation_error(tmp_path):
     )
     with pytest.raises(targets.TargetError, match="write a LayerSpec"):
         targets.load(f"{tmp_path}/mine.py:Mine", kind="function", preset="seed")
+
+
+# -- explaining a failure against the differences ---------------------------------------------------------------
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "function_kind"
+
+
+def test_the_buggy_example_is_explained_in_the_users_layout_against_fd():
+    report = check_job(Job(f"{EXAMPLES}/specs.py:glu_gate_derivative_missing", max_examples=10))
+    props, text = by_property(report), report.render()
+    assert "could not explain" not in text
+    for name in ("grad_input", "grad_V"):
+        details = props[name].details
+        assert details.error is None and details.expected_source == where.ONLY_FD and details.unjudged == 0
+        assert details.axes == ("ni" if name == "grad_input" else None)  # a parameter: its own shape, no letters
+        assert 0 < details.mismatched <= details.total == int(np.prod(details.shape))
+        for entry in details.worst:  # each a wrong entry the differences judged: its fd value shown
+            assert entry.fd is not None and entry.fd == entry.expected and len(entry.index) == 2
+            assert abs(entry.layer - entry.fd) > TOL.fd.bound(np.array(entry.fd), scale=abs(entry.fd))
+    assert any(line.split() == ["index", "layer", "fd", "rel", "err"] for line in text.splitlines())
+    assert props["grad_W"].details is None  # a passing gradient is not explained
+
+
+def test_a_pattern_is_read_off_the_differences():
+    details = by_property(run("smooth.py:rows_reversed"))["grad_input"]
+    assert "flipped" in [p.name for p in details.diagnosis.patterns]
+    assert details.diagnosis.mistake is None  # no right formula to name a mistake by
+
+
+class _Abs:
+    """Z = |X| with dX = G * sign (sign(0) = +1), or its negation (wrong wherever X != 0): an in-process subject."""
+
+    def __init__(self, sign: float) -> None:
+        self.sign = sign
+
+    def forward(self, inputs):
+        self.x = inputs["input"]
+        return np.abs(self.x)
+
+    def backward(self, g):
+        return {"input": self.sign * g * np.where(self.x >= 0, 1.0, -1.0)}
+
+
+def _abs_trial(sign: float) -> Trial:
+    x = np.array([[0.0, 0.7, -1.3], [0.4, -0.2, 2.5]])
+    g = np.array([[0.5, -1.5, 0.75], [1.25, 0.25, -2.0]])
+    case = Case("function", FunctionGeometry((2, 3), (2, 3)), {"input": x}, g)
+    return Trial(case, lambda c: _Abs(sign), Options(oracles=("fd",)))
+
+
+def test_entries_the_differences_did_not_judge_are_counted_not_shown_and_claim_no_pattern():
+    details, diagnosis = explain(_abs_trial(-1.0), "input")
+    assert details.unjudged == 1 and details.total == 5 and details.mismatched == 5
+    assert (0, 0) not in [e.index for e in details.worst] and len(details.worst) == 5
+    assert "1 more not judged" in details.render_lines(diagnosis)[0]
+    assert diagnosis.patterns == []  # "-1 times" over entries nobody judged would be a claim not shown
+
+
+def test_a_correct_layer_has_nothing_wrong_against_the_differences():
+    details, diagnosis = explain(_abs_trial(1.0), "input")
+    assert details.mismatched == 0 and details.worst == [] and details.unjudged == 1
+
+
+# -- the layer's own reference forward ----------------------------------------------------------------------------
+
+
+def test_a_correct_forward_with_a_correct_reference_passes_forward():
+    report = run("smooth.py:with_reference", examples=5)
+    props = by_property(report)
+    assert report.passed and props["forward"].status == PASS
+    assert props["forward"].oracles == {USER_REFERENCE: props["forward"].examples}
+    assert "user_reference" in report.judged_by
+
+
+def test_a_forward_that_disagrees_with_its_reference_fails_forward_only():
+    props = by_property(run("smooth.py:forward_disagrees", examples=5))
+    assert props["forward"].status == FAIL
+    assert any(f.failed and f.oracle == USER_REFERENCE for f in props["forward"].findings)
+    assert [p for p, r in props.items() if r.status == FAIL] == ["forward"]  # the gradients never read it
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("reference_raises", "reference forward: raised ValueError: reference not written yet"),
+        ("reference_wrong_shape", "reference forward: reference output has shape (2, 3), expected (3, 2)"),
+    ],
+)
+def test_a_reference_that_fails_is_a_forward_failure_naming_it(target, says):
+    props = by_property(run(f"smooth.py:{target}", examples=5))
+    failed = [f for f in props["forward"].findings if f.failed]
+    assert props["forward"].status == FAIL and failed and says in failed[0].message
+    assert all(props[g].status == PASS for g in ("grad_input", "grad_W", "grad_b"))
+
+
+def test_the_declaration_says_whether_a_reference_exists():
+    def ref(inputs):
+        return inputs["input"][:, 0]
+
+    with_ref = LayerSpec("function", build=lambda g: _Layer(), shapes=SHAPES, params={"W": Param("W")}, reference=ref)
+    without = LayerSpec("function", build=lambda g: _Layer(), shapes=SHAPES, params={"W": Param("W")})
+    for spec, expected in ((with_ref, True), (without, False)):
+        data = json.loads(json.dumps(spec.declaration().to_dict()))
+        assert data["reference"] is expected and Declaration.from_dict(data).reference is expected
+    bad = json.loads(json.dumps(with_ref.declaration().to_dict()))
+    with pytest.raises(TypeError, match="not a bool"):
+        Declaration.from_dict({**bad, "reference": "yes"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "shapes", "reference", "says"),
+    [
+        ("relu", None, lambda inputs: inputs["input"], "not for a 'relu' layer"),
+        ("function", {"input": (2,), "output": (2,)}, "np.abs", "a function fn"),
+    ],
+)
+def test_a_reference_where_none_can_be_is_refused(kind, shapes, reference, says):
+    with pytest.raises(ValueError, match=says):
+        LayerSpec(kind, build=lambda g: _Layer(), shapes=shapes, reference=reference)
