@@ -28,6 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from checks.explain import plots
+from checks.explain.where import ONLY_FD
 from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, SKIP
 from checks.report import PropertyReport, Report, _replay_for
 
@@ -44,6 +45,7 @@ SOURCES = {
     "reference": "the NumPy reference",
     "fd": "finite differences (torch agrees with the layer)",
     "subgradient": "the allowed range",
+    ONLY_FD: "finite differences of your own forward",
 }
 """What a gradient was compared with (``Details.expected_source``, or its verdict at a kink) -> words."""
 
@@ -244,17 +246,24 @@ def _entries(entries: list, source: str) -> Markup:
         ]
         header = ["index", "layer", "allowed", exact]
         return _table(header, rows) if exact == "torch" else _table(header[:3], [r[:3] for r in rows])
+    if source == ONLY_FD:  # the differences are the right column (a kind with no reference): no second one
+        rows = [[str(e.index), _fmt(e.layer), _fmt(e.fd), _rel(e)] for e in entries]
+        return _table(["index", "layer", "fd", "rel err"], rows)
     rows = [
         [
             str(e.index),
             _fmt(e.layer),
             _fmt(e.fd),
             _fmt(e.torch if e.torch is not None else e.expected),
-            "inf" if e.rel_err is None else f"{e.rel_err:.3g}",
+            _rel(e),
         ]
         for e in entries
     ]
     return _table(["index", "layer", "fd", exact, "rel err"], rows)
+
+
+def _rel(e) -> str:
+    return "inf" if e.rel_err is None else f"{e.rel_err:.3g}"
 
 
 def _windows(windows: list) -> Markup:

@@ -307,3 +307,19 @@ def test_report_and_property_display_through_the_html_module_and_render():
     report._repr_pretty_(printer, False)
     assert printer.out == [report.render()]
     assert repr(report).startswith("Report(target=")  # repr() is left to the dataclass
+
+
+def test_a_function_layer_failure_is_tabled_against_its_own_differences_only():
+    # no reference: the finite differences are the right column, named for what they are, never repeated as "exact"
+    from pathlib import Path
+
+    from checks.api import check_job
+    from checks.job import Job
+
+    spec = Path(__file__).parents[3] / "examples" / "function_kind" / "specs.py"
+    report = check_job(Job(f"{spec}:glu_gate_derivative_missing", only=("grad_input",), max_examples=10))
+    out = page.report_html(report, heatmaps=False)
+    assert markup_problems(out) == []
+    assert "wrong against finite differences of your own forward" in visible(out)
+    header = [visible(h) for h in re.findall(r"<th[^>]*>(.*?)</th>", out)]
+    assert header[-4:] == ["index", "layer", "fd", "rel err"] and "exact" not in header
