@@ -622,7 +622,7 @@ def function_pair(kind: str, namespace: Mapping[str, Any] | Any) -> LayerSpec:
             return FunctionPairLayer(kind, forward, backward, g)
 
     params = {}
-    if kind in ("conv", "dense"):
+    if kind in ("conv", "dense", "dense+softmax"):
         params = {"weight": Param("w", "FCHW" if kind == "conv" else "DM", "dw"), "bias": Param("b", None, "db")}
     if kind == "batchnorm":
         params = {"gamma": Param("gamma", None, "dgamma"), "beta": Param("beta", None, "dbeta")}
@@ -686,6 +686,7 @@ _NCHW_BUILDS: dict[str, tuple[str, Callable[[Any], tuple[tuple, dict[str, Any]]]
     "maxpool": ("Cls(kernel_size, stride=s, padding=p)", lambda g: _pool_arguments(g)),
     "avgpool": ("Cls(kernel_size, stride=s, padding=p)", lambda g: _pool_arguments(g)),
     "dense": ("Cls(in_features, out_features)", lambda g: ((g.in_features, g.out_features), {})),
+    "dense+softmax": ("Cls(in_features, out_features)", lambda g: ((g.in_features, g.out_features), {})),
     "leaky_relu": ("Cls(alpha)", lambda g: ((g.alpha,), {})),
 }
 _NCHW_PLAIN = ("Cls()", lambda g: ((), {}))
@@ -694,6 +695,7 @@ _NCHW_PROBES: dict[str, Geometry] = {
     "maxpool": PoolGeometry(1, 1, 4, 4, (2, 2), (2, 2)),
     "avgpool": PoolGeometry(1, 1, 4, 4, (2, 2), (2, 2)),
     "dense": DenseGeometry(1, (3,), 2),
+    "dense+softmax": DenseGeometry(1, (3,), 2),
     "leaky_relu": LeakyReluGeometry((1, 4), 0.1),
 }
 """The small geometry each kind's class is built for at load time (args checked, parameters found)."""
@@ -739,7 +741,7 @@ def nchw(kind: str, cls: Callable, build: Callable[[Geometry], Any] | None = Non
     built as ``_NCHW_BUILDS`` says (e.g. Conv(in_channels, out_channels, kernel_size, stride=s, padding=p)) unless
     ``build`` is given; AdaptError when the class cannot be called so or lacks params['weight']."""
     params = {}
-    if kind in ("conv", "dense"):
+    if kind in ("conv", "dense", "dense+softmax"):
         params = {
             "weight": Param("params['weight']", None, "grads['weight']"),
             "bias": Param("params['bias']", None, "grads['bias']"),

@@ -188,3 +188,18 @@ def test_a_buggy_fused_layer_fails_every_gradient_with_its_mistake_named(file, n
     assert {"grad_input", "grad_weight", "grad_bias"} <= set(report.failed_properties), report.render()
     found = next(p for p in report.properties if p.property == "grad_input")
     assert found.diagnosis.mistake == mistake, report.render()
+
+
+def test_the_nchw_preset_drives_a_fused_class_with_params_and_grads_dicts():
+    from pathlib import Path
+
+    from checks.api import check_job
+    from checks.job import Job
+
+    fixture = Path(__file__).parents[2] / "fixtures" / "kinds" / "nchw_dense_softmax.py"
+    right = check_job(Job(f"{fixture}:DenseSoftmax", kind="dense+softmax", preset="nchw", max_examples=10))
+    assert right.passed, right.render()
+    assert {"grad_weight", "grad_bias"} <= {p.property for p in right.properties}  # params['weight'], grads[...]
+    wrong = check_job(Job(f"{fixture}:DenseSoftmaxDiagonal", kind="dense+softmax", preset="nchw", max_examples=10))
+    assert not wrong.passed and "grad_input" in wrong.failed_properties
+    assert "dense_softmax_diagonal_only" in wrong.render()
