@@ -311,3 +311,13 @@ def test_the_declaration_says_whether_a_reference_exists():
 def test_a_reference_where_none_can_be_is_refused(kind, shapes, reference, says):
     with pytest.raises(ValueError, match=says):
         LayerSpec(kind, build=lambda g: _Layer(), shapes=shapes, reference=reference)
+
+
+def test_a_float32_function_layer_is_judged_and_its_mistake_still_caught():
+    right = run("smooth.py:correct_f32")
+    assert right.passed, right.render()
+    statuses = {p.property: (p.status, p.oracles) for p in right.properties}
+    assert all(statuses[g][0] == "pass" and "fd" in statuses[g][1] for g in ("grad_input", "grad_W", "grad_b"))
+    wrong = run("smooth.py:missing_factor_f32")
+    assert wrong.failed_properties == ["grad_W"], wrong.render()
+    assert "dtype float32" in wrong.render()
