@@ -250,10 +250,10 @@ def adapt_layer(obj: Any, index: int) -> Layer:
         )
     cls = type(obj)
     try:
-        forward = presets._method(cls, presets.SEED_FORWARD, "forward")
-        backward = presets._method(cls, presets.SEED_BACKWARD, "backward")
-        presets._learning_rate_parameter(cls, forward, "x")
-        lr_argument = presets._learning_rate_parameter(cls, backward, "d", presets.SEED_LR_ARGUMENTS)
+        forward = presets.find_method(cls, presets.SEED_FORWARD, "forward")
+        backward = presets.find_method(cls, presets.SEED_BACKWARD, "backward")
+        presets.learning_rate_parameter(cls, forward, "x")
+        lr_argument = presets.learning_rate_parameter(cls, backward, "d", presets.SEED_LR_ARGUMENTS)
     except presets.AdaptError as exc:
         raise NetworkError(f"{shown}: {exc}") from None
     lr_attribute = None

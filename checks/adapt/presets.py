@@ -109,7 +109,7 @@ def _name(cls: Any) -> str:
 # -- reading a class without running it: methods and constructors, by name and signature ---------------
 
 
-def _method(cls: Any, names: tuple[str, ...], role: str) -> str:
+def find_method(cls: Any, names: tuple[str, ...], role: str) -> str:
     """The first of ``names`` that is a method of ``cls``; AdaptError naming them all when none is."""
     found = next((n for n in names if callable(getattr(cls, n, None))), None)
     if found is None:
@@ -130,7 +130,7 @@ def _parameters(cls: Any, method: str) -> list[inspect.Parameter] | None:
     return params[1:] if inspect.isfunction(inspect.getattr_static(cls, method, None)) and params else params
 
 
-def _learning_rate_parameter(cls: Any, method: str, array: str, lr_names: tuple[str, ...] = ()) -> str | None:
+def learning_rate_parameter(cls: Any, method: str, array: str, lr_names: tuple[str, ...] = ()) -> str | None:
     """How the adapter calls ``cls.method``: method(array), or method(array, lr) when its second positional
     parameter is named in ``lr_names`` (that name is returned; else None). AdaptError when it cannot be called
     either way: it takes no array, or a parameter with no default would get no value."""
@@ -306,10 +306,10 @@ def _seed_input(shape: tuple[int, ...]) -> np.ndarray:
 
 def _seed_calls(cls: Any) -> tuple[str, str, str | None]:
     """(forward, backward, the name of backward's learning-rate parameter or None): found by name and signature."""
-    forward = _method(cls, SEED_FORWARD, "forward")
-    backward = _method(cls, SEED_BACKWARD, "backward")
-    _learning_rate_parameter(cls, forward, "x")
-    return forward, backward, _learning_rate_parameter(cls, backward, "d", SEED_LR_ARGUMENTS)
+    forward = find_method(cls, SEED_FORWARD, "forward")
+    backward = find_method(cls, SEED_BACKWARD, "backward")
+    learning_rate_parameter(cls, forward, "x")
+    return forward, backward, learning_rate_parameter(cls, backward, "d", SEED_LR_ARGUMENTS)
 
 
 def _calls_text(forward: str, backward: str, lr_name: str | None) -> str:
@@ -714,10 +714,10 @@ def _nchw_build(kind: str, cls: Callable, params: dict[str, Param]) -> tuple[Cal
     shown = call.replace("Cls", _name(cls), 1)
     probe = _NCHW_PROBES.get(kind)
     _buildable(cls, *(arguments(probe) if probe is not None else ((), {})), shown)
-    forward = _method(cls, ("forward",), "forward")
-    backward = _method(cls, ("backward",), "backward")
-    _learning_rate_parameter(cls, forward, "x")
-    _learning_rate_parameter(cls, backward, "dout")
+    forward = find_method(cls, ("forward",), "forward")
+    backward = find_method(cls, ("backward",), "backward")
+    learning_rate_parameter(cls, forward, "x")
+    learning_rate_parameter(cls, backward, "dout")
     supports = Supports(square=True) if kind in ("conv", "maxpool", "avgpool") else Supports()
     adapted = f"nchw: {shown}; forward(x), backward(dout)"
     if not params or probe is None:
