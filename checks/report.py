@@ -191,7 +191,7 @@ class Report:
                         f"      shrinking stopped after {p.shrink_stopped:g} s at the smallest failing case so far"
                         + (f" (more time: {option})" if option else "")
                     )
-                replay = _replay_for(p.replay, front)
+                replay = replay_for(p.replay, front)
                 if replay:
                     lines.append(f"      {replay}")
                 if p.details is not None:
@@ -249,7 +249,7 @@ def _fit(lines: list[str], width: int) -> list[str]:
 _FLAGS = re.compile(r"rerun with (?:--seed (\S+)|derandomized) --max-examples (\d+)")
 
 
-def _replay_for(replay: str | None, front: str) -> str:
+def replay_for(replay: str | None, front: str) -> str:
     """The replay line in the words of ``front`` (see Report.render)."""
     first = (replay or "").splitlines()[0] if replay else ""
     if not first or front == "pytest":

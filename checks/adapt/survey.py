@@ -127,7 +127,7 @@ def survey(module: ModuleType, location: str) -> list[Found]:
     """Every layer ``module`` defines: its LayerSpecs, its classes with a forward and a backward-like method
     (by any of the names the presets accept), and its CS231n-style function pairs, one entry per kind."""
     from checks.adapt.adapters import LayerSpec
-    from checks.adapt.targets import _pair_kinds
+    from checks.adapt.targets import pair_kinds
 
     found: list[Found] = []
     for attr, value in vars(module).items():
@@ -139,7 +139,7 @@ def survey(module: ModuleType, location: str) -> list[Found]:
             if _has_layer_methods(value):  # a layer even when nothing suggests its kind: listed, to be declared
                 guesses, why = class_guesses(value)
                 found.append(Found(attr, tuple(guesses), why))
-    kinds = _pair_kinds(module)
+    kinds = pair_kinds(module)
     if kinds:
         found += [Found("", ((k, "function_pair"),), f"{k} function pair in {Path(location).name}") for k in kinds]
     return found

@@ -356,7 +356,7 @@ def _check_preset(preset: str | None, option: str = "--preset") -> None:
         raise TargetError(f"{option} must be one of {', '.join(PRESETS)}; got {preset!r}")
 
 
-def _pair_kinds(namespace: Any) -> list[str]:
+def pair_kinds(namespace: Any) -> list[str]:
     """The kinds whose complete function pair ``namespace`` holds."""
     from checks.adapt import presets
 
@@ -385,7 +385,7 @@ def _function_pair(where: str, namespace: Any, kind: str | None) -> Any:
     from checks.adapt import presets
 
     if kind is None:
-        kinds = _pair_kinds(namespace)
+        kinds = pair_kinds(namespace)
         if len(kinds) != 1:
             has = f"it has {', '.join(kinds)} pairs" if kinds else "it has no complete function pair"
             raise TargetError(f"{where}: function pairs need --kind ({has})")

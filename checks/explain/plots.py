@@ -20,7 +20,7 @@ import numpy as np
 
 from checks.tolerances import tolerances_for
 
-__all__ = ["MAX_ROWS", "PlotsUnavailable", "plots_available", "write_plots"]
+__all__ = ["MAX_ROWS", "PlotsUnavailable", "draw_figure", "mismatch_mask", "plots_available", "write_plots"]
 
 MAX_ROWS = 12  # images per figure; a larger gradient shows its first MAX_ROWS slices
 INSTALL_HINT = "install the plot extra: pip install 'cnn-gradcheck[plot]' (or pip install matplotlib)"
@@ -65,7 +65,7 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "layer"
 
 
-def _figure(plt, title: str, layer: np.ndarray, expected: np.ndarray, bad: np.ndarray | None, name: str):
+def draw_figure(plt, title: str, layer: np.ndarray, expected: np.ndarray, bad: np.ndarray | None, name: str):
     """rows x 3 heatmaps (layer, expected, difference); wrong entries circled in the difference."""
     rows = list(zip(_slices(layer, name), _slices(expected, name), _slices(bad, name), strict=True))
     shown = rows[:MAX_ROWS]
@@ -107,10 +107,10 @@ def write_plots(report, directory: str | Path) -> list[Path]:
         if layer is None or expected is None or np.shape(layer) != np.shape(expected) or np.size(layer) == 0:
             continue
         layer, expected = np.asarray(layer, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-        bad = _mismatch(details, layer, expected)
+        bad = mismatch_mask(details, layer, expected)
         mistake = getattr(getattr(p, "diagnosis", None), "mistake", None)
         title = f"{report.target} ({report.kind}): {p.property}" + (f" -- {mistake}" if mistake else "")
-        fig = _figure(plt, title, np.nan_to_num(layer), expected, bad, details.gradient)
+        fig = draw_figure(plt, title, np.nan_to_num(layer), expected, bad, details.gradient)
         path = out / f"{_safe(report.target)}.{p.property}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
@@ -118,7 +118,7 @@ def write_plots(report, directory: str | Path) -> list[Path]:
     return written
 
 
-def _mismatch(details, layer: np.ndarray, expected: np.ndarray) -> np.ndarray:
+def mismatch_mask(details, layer: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """The details' mismatch mask, else every entry outside the exact tolerance of the layer's dtype."""
     mask = getattr(details, "mask", None)
     if mask is not None and np.shape(mask) == layer.shape:

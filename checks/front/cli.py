@@ -389,7 +389,7 @@ def replay_command(job: Job) -> str:
     return " ".join([PROG, *job.replay_args()])
 
 
-def _write_json(destination: str, text: str) -> None:
+def write_json(destination: str, text: str) -> None:
     if destination == "-":
         sys.stdout.write(text + "\n")
         return
@@ -435,12 +435,12 @@ def run_network_check(args: argparse.Namespace) -> int:
         if args.json:
             from checks.report import Report
 
-            _write_json(args.json, Report(target=job.target, kind=NETWORK, properties=[], error=str(exc)).to_json())
+            write_json(args.json, Report(target=job.target, kind=NETWORK, properties=[], error=str(exc)).to_json())
         print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
         return Exit.UNUSABLE
     try:
         if args.json:
-            _write_json(args.json, report.to_json())
+            write_json(args.json, report.to_json())
         if args.json != "-":
             print(report.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
             at_fault = report.settings.get("network", {}).get("at_fault") or {}
@@ -504,7 +504,7 @@ def check_one(args: argparse.Namespace, job: Job, *, json: bool = True, note: st
         if args.json and json:
             from checks.report import Report
 
-            _write_json(
+            write_json(
                 args.json, Report(target=job.target, kind=job.kind or "", properties=[], error=str(exc)).to_json()
             )
         print(f"{PROG}: cannot load {job.target}: {exc}", file=sys.stderr)
@@ -515,7 +515,7 @@ def check_one(args: argparse.Namespace, job: Job, *, json: bool = True, note: st
     status = STATUS_EXIT[report.outcome()[0]]
     try:
         if args.json and json:
-            _write_json(args.json, report.to_json())
+            write_json(args.json, report.to_json())
         if args.json != "-":
             print(report.render(front="cli", colour=wants_colour(sys.stdout)), flush=True)
     except BrokenPipeError:  # `| head`: the reader has what it wanted; the verdict is still the exit status
@@ -573,7 +573,7 @@ def run_selftest(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "strict": args.strict,
         }
-        _write_json(args.json, selftest.to_json(outcomes, settings=settings))
+        write_json(args.json, selftest.to_json(outcomes, settings=settings))
     return Exit.OK if ok else Exit.FAILED
 
 

@@ -205,7 +205,7 @@ def take_snapshots(submissions: Sequence[Submission], staging: Path) -> None:
     code of theirs runs; a submission that cannot be copied gets a problem instead."""
     from checks.sandbox import snapshot
 
-    safe = _safe_names([s.name for s in submissions])
+    safe = safe_names([s.name for s in submissions])
     for sub in submissions:
         if sub.problem:
             continue
@@ -515,7 +515,7 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t") else text
 
 
-def _safe_names(names: Sequence[str]) -> dict[str, str]:
+def safe_names(names: Sequence[str]) -> dict[str, str]:
     """A distinct file-name-safe name for each submission name (a hash suffix where two would collide)."""
     import hashlib
 
@@ -547,7 +547,7 @@ def _check_folders(submissions_dir: Path, out_dir: Path) -> None:
         raise GradeError(f"--out {out_dir} is not a new or empty folder: choose another one")
 
 
-def _write(folder: Path, name: str, text: str) -> None:
+def write_atomic(folder: Path, name: str, text: str) -> None:
     """``folder/name`` written whole (a temporary file renamed into place), never through a symlink."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
@@ -568,12 +568,12 @@ def write_outputs(summary: Summary) -> None:
         raise GradeError(f"--out {out} is not a folder")
     reports = out / "reports"
     reports.mkdir()
-    _write(out, "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
-    _write(out, "summary.csv", summary.to_csv())
+    write_atomic(out, "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    write_atomic(out, "summary.csv", summary.to_csv())
     by_submission: dict[str, list[Row]] = {}
     for r in summary.rows:
         by_submission.setdefault(r.submission, []).append(r)
-    safe = _safe_names(list(by_submission))
+    safe = safe_names(list(by_submission))
     for name, rows in by_submission.items():
         layers = {}
         texts = [f"{name}"]
@@ -589,8 +589,8 @@ def write_outputs(summary: Summary) -> None:
             if result is not None and result.where:
                 texts.append(f"  where: {result.where}")
         document = {"submission": name, "settings": summary.settings, "layers": layers}
-        _write(reports, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
-        _write(reports, f"{safe[name]}.txt", "\n".join(texts) + "\n")
+        write_atomic(reports, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
+        write_atomic(reports, f"{safe[name]}.txt", "\n".join(texts) + "\n")
     if "gradescope" in summary.formats:
         found = {key: {"report": result.report, "where": result.where} for key, result in summary.results.items()}
         write_gradescope(out, summary.rows, found, summary.settings)
@@ -613,13 +613,13 @@ def write_gradescope(
         documents[name] = gradescope.results(name, mine, found, rubric, extra=extra)
     if len(documents) == 1:
         (document,) = documents.values()
-        _write(out, "results.json", json.dumps(document, indent=2) + "\n")
+        write_atomic(out, "results.json", json.dumps(document, indent=2) + "\n")
         return
     folder = out / "gradescope"
     folder.mkdir()
-    safe = _safe_names(list(documents))
+    safe = safe_names(list(documents))
     for name, document in documents.items():
-        _write(folder, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
+        write_atomic(folder, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
 
 
 # -- the run ---------------------------------------------------------------------------------------------

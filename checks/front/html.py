@@ -30,7 +30,7 @@ import numpy as np
 from checks.explain import plots
 from checks.explain.where import ONLY_FD
 from checks.findings import FAIL, INCONCLUSIVE, NOT_JUDGED, SKIP
-from checks.report import PropertyReport, Report, _replay_for
+from checks.report import PropertyReport, Report, replay_for
 
 __all__ = ["TAGS", "Markup", "heatmap_png", "property_html", "report_html", "verdict"]
 
@@ -189,7 +189,7 @@ def _failure(p: PropertyReport, target: str, kind: str, heatmaps: bool) -> Marku
     if p.shrink_stopped is not None:  # the case above may not be the smallest: say so, as render() does
         stopped = f"shrinking stopped after {p.shrink_stopped:g} s at the smallest failing case so far"
         parts.append(_el("div", stopped, " (more time: ", _el("code", "check(..., shrink_seconds=S)"), ")"))
-    replay = _replay_for(p.replay, "api")  # in the API's words, as render(front="api") says it
+    replay = replay_for(p.replay, "api")  # in the API's words, as render(front="api") says it
     if replay:
         parts.append(_el("div", _el("code", replay)))
     details = getattr(p, "details", None)
@@ -328,7 +328,7 @@ def _drawable(details):
 
 
 class _FigureMaker:
-    """The one pyplot call ``plots._figure`` makes (``subplots``), answered with a bare Figure: no backend is
+    """The one pyplot call ``plots.draw_figure`` makes (``subplots``), answered with a bare Figure: no backend is
     selected and no figure is registered with pyplot."""
 
     @staticmethod
@@ -348,8 +348,8 @@ def heatmap_png(p: PropertyReport, target: str = "", kind: str = "") -> bytes | 
     layer, expected = drawn
     mistake = getattr(getattr(p, "diagnosis", None), "mistake", None)
     title = (f"{target} ({kind}): " if target else "") + p.property + (f" -- {mistake}" if mistake else "")
-    bad = plots._mismatch(p.details, layer, expected)
-    fig = plots._figure(_FigureMaker, title, np.nan_to_num(layer), expected, bad, p.details.gradient)
+    bad = plots.mismatch_mask(p.details, layer, expected)
+    fig = plots.draw_figure(_FigureMaker, title, np.nan_to_num(layer), expected, bad, p.details.gradient)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=100)
     return out.getvalue()

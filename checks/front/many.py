@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + table(rows))
     if args.json:
         data = {"schema_version": 2, "reports": [json.loads(r.to_json()) for r in reports], "not_checked": not_checked}
-        cli._write_json(args.json, json.dumps(data, indent=2, default=str))
+        cli.write_json(args.json, json.dumps(data, indent=2, default=str))
     return worst(statuses)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from checks.front.grade import SUMMARY_SCHEMA, GradeError, Row, Submission, Summary, _safe_names, _write
+from checks.front.grade import SUMMARY_SCHEMA, GradeError, Row, Submission, Summary, safe_names, write_atomic
 
 
 def parse(text: str) -> tuple[int, int]:
@@ -188,23 +188,23 @@ def merge(
         runner={"merged": len(parts)},
     )
     out.mkdir(parents=True, exist_ok=True)
-    _write(out, "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
-    _write(out, "summary.csv", summary.to_csv())
+    write_atomic(out, "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    write_atomic(out, "summary.csv", summary.to_csv())
     reports_out = out / "reports"
     reports_out.mkdir()
     documents: dict[str, tuple[Path, dict[str, Any]]] = {}
     for folder, _ in parts:
         documents.update(_reports(folder))
     names = list(dict.fromkeys(r.submission for r in rows))
-    safe = _safe_names(names)
+    safe = safe_names(names)
     for name in names:
         if name not in documents:
             raise GradeError(f"no report of {name} in any shard's reports/: the shard outputs are incomplete")
         path, document = documents[name]
-        _write(reports_out, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
+        write_atomic(reports_out, f"{safe[name]}.json", json.dumps(document, indent=2) + "\n")
         text = path.with_suffix(".txt")
         if text.is_file():
-            _write(reports_out, f"{safe[name]}.txt", text.read_text(encoding="utf-8"))
+            write_atomic(reports_out, f"{safe[name]}.txt", text.read_text(encoding="utf-8"))
     if "gradescope" in summary.formats:
         found = {
             (name, layer): entry

@@ -24,7 +24,7 @@ from checks.adapt.survey import CLASS_PRESETS, Found
 from checks.job import Job
 from checks.pipeline.chain import LR, LayerInfo, NetFault, NetInfo, Run
 from checks.report import Report
-from checks.sandbox.worker import LoadRefused, Session, _origin, _text
+from checks.sandbox.worker import LoadRefused, Session, reply_origin, reply_text
 
 MAX_LAYERS = 1000
 
@@ -75,13 +75,13 @@ class RemoteNetwork:
             assert isinstance(data, dict)
             actual = data.get("actual_shape")
             fault = LayerFault(
-                _text(data, "stage"),
-                _text(data, "detail"),
-                _text(data, "shapes"),
+                reply_text(data, "stage"),
+                reply_text(data, "detail"),
+                reply_text(data, "shapes"),
                 cause=Cause(data["cause"]),
                 actual_shape=None if actual is None else tuple(int(d) for d in actual),
             )
-            fault.origin = self.session.shown(_origin(data.get("origin")))
+            fault.origin = self.session.shown(reply_origin(data.get("origin")))
             layer = data.get("layer")
             count = MAX_LAYERS if self.info is None else len(self.info.layers)
             assert layer is None or (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < count)
@@ -108,8 +108,8 @@ class RemoteNetwork:
             raise LoadRefused(f"{job.target}: {fault.detail}", fault.cause.value, fault.origin) from None
         if reply.verb == "refused":
             try:
-                reason, cause = _text(reply.body, "reason"), reply.body.get("cause")
-                origin = self.session.shown(_origin(reply.body.get("origin")))
+                reason, cause = reply_text(reply.body, "reason"), reply.body.get("cause")
+                origin = self.session.shown(reply_origin(reply.body.get("origin")))
             except (KeyError, TypeError):
                 self._garbled("import", "a refusal that does not parse")
             raise LoadRefused(reason, cause if isinstance(cause, str) else None, origin)
@@ -129,7 +129,8 @@ class RemoteNetwork:
                 grads = {str(p): str(s) for p, s in (data.get("grads") or {}).items()}
                 assert set(grads) <= set(params) and all(len(s) < 200 for s in grads.values())
                 cls = _class(data.get("cls"))
-                layers.append(LayerInfo(k, _text(data, "name"), _text(data, "calls"), params, takes, grads, cls))
+                name, calls = reply_text(data, "name"), reply_text(data, "calls")
+                layers.append(LayerInfo(k, name, calls, params, takes, grads, cls))
             assert 0 < len(layers) <= MAX_LAYERS and all(p.isidentifier() for la in layers for p in la.params)
             loss = b.get("declared_loss") or b["loss"]
             assert loss in ("softmax_ce", "nll")

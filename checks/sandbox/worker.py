@@ -172,8 +172,8 @@ class Session:
             raise LoadRefused(f"{job.target}: {fault.detail}", fault.cause.value, fault.origin) from None
         if reply.verb == "refused":
             try:
-                reason, cause = _text(reply.body, "reason"), reply.body.get("cause")
-                origin = self.shown(_origin(reply.body.get("origin")))
+                reason, cause = reply_text(reply.body, "reason"), reply.body.get("cause")
+                origin = self.shown(reply_origin(reply.body.get("origin")))
             except (KeyError, TypeError):
                 self._garbled("import", "", "a refusal that does not parse")
             raise LoadRefused(reason, cause if isinstance(cause, str) else None, origin)
@@ -200,7 +200,7 @@ class Session:
             raise LoadRefused(f"{job.target}: {fault.detail}", fault.cause.value, fault.origin) from None
         if reply.verb == "refused":
             try:
-                reason, cause = _text(reply.body, "reason"), reply.body.get("cause")
+                reason, cause = reply_text(reply.body, "reason"), reply.body.get("cause")
             except (KeyError, TypeError):
                 self._garbled("import", "", "a refusal that does not parse")
             raise LoadRefused(reason, cause if isinstance(cause, str) else None, None)
@@ -410,11 +410,11 @@ class RemoteSubject:
             cause = Cause(data["cause"])
             shape = data.get("actual_shape")
             actual = None if shape is None else tuple(int(d) for d in shape)
-            stage, detail = _text(data, "stage"), _text(data, "detail")
+            stage, detail = reply_text(data, "stage"), reply_text(data, "detail")
             shapes = data.get("shapes")  # in the layer's own layout and names (display only)
             shapes = shapes[:300] if isinstance(shapes, str) and shapes.isprintable() else self.shapes
             fault = LayerFault(stage, detail, shapes, cause=cause, actual_shape=actual)
-            fault.origin = self.session.shown(_origin(data.get("origin")))
+            fault.origin = self.session.shown(reply_origin(data.get("origin")))
         except (AssertionError, KeyError, TypeError, ValueError):
             self.session._garbled(stage, self.shapes, "a fault report that does not parse")
         return fault
@@ -563,23 +563,23 @@ def _cpu_seconds(job: Job, wall_seconds: float | None) -> int:
     return int(max(600.0, 4 * (wall_seconds or 0.0), 4 * (job.import_seconds or 0.0)))
 
 
-def _text(data: Mapping[str, Any], key: str) -> str:
+def reply_text(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key, "")
     if not isinstance(value, str):
         raise TypeError(f"{key} is not text")
     return value[:2000]
 
 
-def _origin(data: object) -> dict | None:
+def reply_origin(data: object) -> dict | None:
     if data is None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("line"), int):
         raise TypeError("an origin that does not parse")
     return {
-        "file": _text(data, "file"),
+        "file": reply_text(data, "file"),
         "line": data["line"],
-        "function": _text(data, "function"),
-        "text": _text(data, "text"),
+        "function": reply_text(data, "function"),
+        "text": reply_text(data, "text"),
     }
 
 

@@ -267,7 +267,7 @@ def test_a_heatmap_that_cannot_be_drawn_is_a_note_not_a_broken_report(monkeypatc
     def broken(*args, **kwargs):
         raise ValueError("<no picture>")
 
-    monkeypatch.setattr(plots, "_figure", broken)
+    monkeypatch.setattr(plots, "draw_figure", broken)
     out = page.report_html(flipped_conv())
     assert "no heatmap: ValueError: &lt;no picture&gt;" in out and "<img" not in out
     assert "diagnosis: <b>kernel_flipped</b>" in out
