@@ -129,6 +129,10 @@ class Server:
 
         return call(stage, fn, *args, shapes=shapes, limits=self.limits, transcript=self.transcript)
 
+    def _output(self, stage: str, fn: Any, inputs: Mapping[str, Any], shapes: str, what: str = "output") -> Any:
+        """Z = fn(inputs) under the guard, as an array that may cross the pipe (LayerFault otherwise)."""
+        return carried(stage, what, self._guarded(stage, fn, inputs, shapes=shapes), shapes)
+
     # -- requests -----------------------------------------------------------------------------------
     def _load(self, request: Any) -> None:
         from checks.adapt import targets
@@ -198,8 +202,7 @@ class Server:
             return
         inputs = {k: v.copy() for k, v in request.arrays.items()}
         try:
-            z = self._guarded("forward", subject.forward, inputs, shapes=subject.shapes)
-            out = carried("forward", "output", z, subject.shapes)
+            out = self._output("forward", subject.forward, inputs, subject.shapes)
         except LayerFault as fault:
             self._fault(fault)
             return
@@ -218,8 +221,7 @@ class Server:
             return
         inputs = {k: v.copy() for k, v in request.arrays.items()}
         try:
-            z = self._guarded("reference forward", subject.reference, inputs, shapes=subject.shapes)
-            out = carried("reference forward", "reference output", z, subject.shapes)
+            out = self._output("reference forward", subject.reference, inputs, subject.shapes, "reference output")
         except LayerFault as fault:
             self._fault(fault)
             return
@@ -234,8 +236,7 @@ class Server:
             return
         inputs = {k[len("input:") :]: v.copy() for k, v in request.arrays.items() if k.startswith("input:")}
         try:
-            z = self._guarded("forward", subject.forward, inputs, shapes=subject.shapes)
-            out = carried("forward", "output", z, subject.shapes)
+            out = self._output("forward", subject.forward, inputs, subject.shapes)
         except LayerFault as fault:
             self._fault(fault)
             return
@@ -298,8 +299,7 @@ class Server:
                 x.reshape(-1)[index] = value
                 inputs[name] = x.astype(dtype)
             try:
-                z = self._guarded("forward", subject.forward, inputs, shapes=subject.shapes)
-                z = carried("forward", "output", z, subject.shapes)
+                z = self._output("forward", subject.forward, inputs, subject.shapes)
                 if z.dtype != dtype:
                     raise LayerFault(
                         "forward", f"output has dtype {z.dtype}, expected {dtype}", subject.shapes, cause=Cause.DTYPE
