@@ -11,7 +11,7 @@ print(report.render()); report.passed
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from checks import explain
@@ -240,6 +240,7 @@ def check_network_job(
     progress: Progress | None = None,
     wall_seconds: float | None = None,
     cases: int | None = None,
+    methods: Mapping[str, str] | None = None,
 ) -> Report:
     """Check the whole network ``job.target`` names (checks.pipeline.chain), its layers in a sandboxed worker;
     ``checks.adapt.targets.TargetError`` when it cannot be loaded or adapted (no input shape, the layers do not
@@ -249,7 +250,7 @@ def check_network_job(
     from checks.sandbox.worker import LoadRefused
 
     try:
-        session, net, info = open_network(job, input_shape, wall_seconds=wall_seconds)
+        session, net, info = open_network(job, input_shape, wall_seconds=wall_seconds, methods=methods)
     except LoadRefused as exc:
         raise targets.TargetError(str(exc), Cause(exc.cause) if exc.cause in CAUSES else None, exc.origin) from None
     with session:
@@ -266,6 +267,7 @@ def check_network(
     target: str,
     *,
     input_shape: Sequence[int] | None = None,
+    methods: Mapping[str, str] | None = None,
     seed: int = 0,
     cases: int | None = None,
     limits: Limits | None = None,
@@ -273,12 +275,19 @@ def check_network(
 ) -> Report:
     """Check a network of your layers end to end: ``target`` is ``path/to/net.py:build`` (a function returning
     the layers in forward order, a list of them, or a model object); ``input_shape`` unless the module declares
-    INPUT_SHAPE. dL/dx and dL/d(every parameter) against finite differences of the network's loss, each layer
-    checked in place (the first from the loss down that disagrees is named), and the SGD step of layers that
-    update themselves in backward. The network runs in a sandboxed worker process. When a layer is at fault, its
-    class is then checked on its own (kind inferred as for ``check FILE``): ``report.at_fault_report``, and
+    INPUT_SHAPE; ``methods`` ({"forward": "go", "backward": "learn"}) when the layers' methods have names the
+    checker does not know and the module declares no METHODS (it replaces METHODS). dL/dx and dL/d(every
+    parameter) against finite differences of the network's loss, each layer checked in place (the first from the
+    loss down that disagrees is named), and the SGD step of layers that update themselves in backward. The
+    network runs in a sandboxed worker process. When a layer is at fault, its class is then checked on its own
+    (kind inferred as for ``check FILE``): ``report.at_fault_report``, and
     ``report.settings["network"]["at_fault"]["own_check"]`` says what was inferred or why it was not checked."""
     limits = limits or Limits()
     job = Job(target, seed=seed, call_seconds=limits.seconds, memory_bytes=limits.memory_bytes)
     shape = None if input_shape is None else tuple(int(d) for d in input_shape)
-    return check_network_job(job, shape, progress=progress, cases=cases)
+    if methods is not None and not (
+        isinstance(methods, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in methods.items())
+    ):
+        raise TypeError(f"methods={methods!r:.80}: expected a dict such as {{'forward': 'go', 'backward': 'learn'}}")
+    declared = None if methods is None else dict(methods)  # which roles and names: the worker checks them
+    return check_network_job(job, shape, progress=progress, cases=cases, methods=declared)

@@ -3,15 +3,18 @@ and the requests the checker makes of it (``checks.pipeline.chain`` judges the a
 
 The target names a function that returns the layers (``net.py:build``), a module-level list of them, or a model
 object (with a ``layers`` list, or only forward/backward: then the model is one layer). Each layer is driven by
-the names the seed preset accepts (checks.adapt.presets: ``forward`` / ``forward_prop`` / ..., ``backward`` /
-``backprop`` / ..., the learning rate as backward's second argument or at ``self.lr``). Its parameters are its
-float ndarray attributes that forward leaves alone and that either backward moves at a learning rate > 0 or the
-forward's output depends on; a parameter's gradient is recovered from the step, g = (before - after) / lr, and
-every parameter is put back after every backward, so the network's state never drifts.
+the names of METHOD_NAMES (``forward`` / ``fprop`` / ``__call__`` / ..., ``backward`` / ``backprop`` / ``bprop``
+/ ...) or by the names the network declares (``METHODS = {"forward": "go", "backward": "learn"}`` in its module,
+or the checker's ``methods``), the learning rate as backward's second argument or at ``self.lr``. Its parameters
+are float arrays held by the layer (attributes, or one step inside one: SPELLING) that forward leaves alone and
+that either backward moves at a learning rate > 0 or the forward's output depends on; a parameter's gradient is
+recovered from the step, g = (before - after) / lr, or read where the layer keeps it (GRAD_SPELLINGS), and every
+parameter is put back after every backward, so the network's state never drifts. Every read and write of a
+parameter goes through ``read_at`` / ``write_at``.
 
 Requests (``serve`` dispatches them; every call into the user's code goes through checks.adapt.guard):
 
-- ``net_load`` {target, root, input_shape, call_seconds, memory_bytes, import_seconds, lr} -> ``net_loaded``
+- ``net_load`` {target, root, input_shape, methods, call_seconds, memory_bytes, import_seconds, lr} -> ``net_loaded``
   {input_shape, layers, takes_lr, model, loss, declared_loss, probe_fault} + the output at a fixed probe input;
   ``refused`` when the network cannot be adapted (no layers, a method missing, no input shape, the layers do not
   chain); a layer that misbehaves on the probe is not a refusal: ``probe_fault`` says which, for the checker to
@@ -30,7 +33,9 @@ Standard library and numpy only.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -51,9 +56,72 @@ LR_ATTRIBUTES = ("lr", "learning_rate", "alpha")
 """Where a layer whose backward takes no learning rate keeps it."""
 PROBE_NUDGE = 1e-3
 """How far a parameter backward never moves is nudged to see whether the forward reads it."""
-GRAD_SPELLINGS = ("d{p}", "d{lower}", "d_{p}", "grad_{p}", "{p}_grad", "grads[{p!r}]", "gradients[{p!r}]")
-"""Where a layer that takes no step may keep parameter ``p``'s gradient (dW / dw for W, grad_W, W_grad, grads['W']),
-the spellings the presets read; the first that holds a float array of the parameter's shape after backward is used."""
+METHOD_NAMES: dict[str, tuple[str, ...]] = {
+    "forward": (
+        *presets.SEED_FORWARD,
+        "fprop",
+        "forward_propagation",
+        "feedforward",
+        "feed_forward",
+        "__call__",
+    ),
+    "backward": (
+        *presets.SEED_BACKWARD,
+        "bprop",
+        "backward_propagation",
+        "back_propagation",
+        "backpropagate",
+    ),
+}
+"""What a layer's forward and backward may be called, the first its class defines winning (``__call__`` last: a
+layer that also has a ``forward`` usually calls it from ``__call__``). Other names are declared: METHODS_NAME."""
+METHODS_NAME = "METHODS"
+"""The module-level mapping a network's file declares its own method names in: {"forward": ..., "backward": ...}."""
+SPELLING = re.compile(
+    r"(?P<head>[^\W\d]\w*)"
+    r"(?:\['(?P<key>[A-Za-z0-9_]{1,64})'\]|\[(?P<index>0|[1-9][0-9]{0,3})\]|\.(?P<field>[^\W\d]\w*))?"
+)
+"""How a parameter, and a kept gradient, is named here, on the wire and in reports (anything else is garbled):
+
+| form | example | what it reads |
+|---|---|---|
+| attribute | ``W`` | ``layer.W`` |
+| key | ``params['W']`` | ``layer.params['W']``, a dict's str key of ASCII letters, digits and _ (at most 64) |
+| index | ``weights[0]`` | ``layer.weights[0]``, a list's or tuple's index, or a dict's int key (0 to 9999) |
+| field | ``W.data`` | ``layer.W.data``, an attribute of a plain object (a parameter object) |
+
+One step from an attribute at most: nothing deeper is looked into."""
+MAX_SPELLING = 160
+PARAM_FIELDS = ("data", "value")
+"""The attribute a parameter object (``self.W = Param(value)``) keeps its array in, the first found."""
+NESTED_ENTRIES = 32
+"""Entries looked at in one dict, list or tuple attribute."""
+MAX_NESTED = 64
+"""Arrays found inside containers and parameter objects, per layer."""
+GRAD_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "attribute": ("d{p}", "d{lower}", "d_{p}", "grad_{p}", "{p}_grad", "grads[{p!r}]", "gradients[{p!r}]"),
+    "key": (
+        "grads[{k!r}]",
+        "gradients[{k!r}]",
+        "d{c}[{k!r}]",
+        "d_{c}[{k!r}]",
+        "grad_{c}[{k!r}]",
+        "{c}_grad[{k!r}]",
+        "grads[{dk!r}]",
+        "d{k}",
+        "d{lower}",
+        "grad_{k}",
+        "{k}_grad",
+    ),
+    "index": ("grads[{k}]", "gradients[{k}]", "d{c}[{k}]", "d_{c}[{k}]", "grad_{c}[{k}]", "{c}_grad[{k}]"),
+    "field": ("{c}.grad", "{c}.gradient", "d{c}", "d{lower}", "grad_{c}", "{c}_grad", "grads[{c!r}]"),
+}
+"""Where a layer that takes no step may keep a parameter's gradient, by the parameter's form (SPELLING): for ``W``
+dW, dw, d_W, grad_W, W_grad, grads['W'], gradients['W'] (the spellings the presets read); for ``params['W']``
+grads['W'], gradients['W'], dparams['W'], ..., grads['dW'], dW; for ``weights[0]`` grads[0], dweights[0], ...;
+for ``W.data`` W.grad, W.gradient, dW, .... {p}: the spelling, {c}: its attribute, {k}: its key or index,
+{dk}: "d" + key, {lower}: the key (or attribute) in lower case. The first that holds a float array of the
+parameter's shape after backward is used."""
 SHAPE_WORDS = ("shape", "broadcast", "align", "dimension", "size", "index", "mismatch", "operand", "to unpack")
 """Words of numpy's errors for an array of the wrong shape: such an error on the probe means the layers do not
 chain (an adaptation error), anything else is the layer's own fault."""
@@ -139,7 +207,7 @@ class Layer:
         )
         if self.grads:
             how += "; gradients read from " + ", ".join(f"self.{s}" for s in self.grads.values())
-        params = {p: list(np.shape(getattr(self.obj, p))) for p in self.params}
+        params = {p: list(np.shape(read_at(self.obj, p))) for p in self.params}
         return {
             "index": self.index,
             "name": self.name,
@@ -168,32 +236,172 @@ def class_data(cls: type) -> dict:
     }
 
 
+# -- spellings: where a parameter or a kept gradient lives on a layer -------------------------------------------
+
+Step = tuple[str, str | int | None, str | None]
+"""A parsed spelling: (attribute, step, form), form None (attribute), "key", "index" or "field"."""
+
+
+def parse_spelling(spelling: object) -> Step | None:
+    """("W", None, None), ("params", "W", "key"), ("weights", 0, "index"), ("W", "data", "field"); None when
+    ``spelling`` is not of SPELLING's form."""
+    if not isinstance(spelling, str) or len(spelling) > MAX_SPELLING:
+        return None
+    m = SPELLING.fullmatch(spelling)
+    if m is None or not m["head"].isidentifier() or (m["field"] is not None and not m["field"].isidentifier()):
+        return None
+    if m["key"] is not None:
+        return m["head"], m["key"], "key"
+    if m["index"] is not None:
+        return m["head"], int(m["index"]), "index"
+    if m["field"] is not None:
+        return m["head"], m["field"], "field"
+    return m["head"], None, None
+
+
+def is_spelling(text: object) -> bool:
+    """Whether ``text`` names a parameter or a gradient as SPELLING allows (the checker's validation)."""
+    return parse_spelling(text) is not None
+
+
+def _plain_object(value: Any) -> bool:
+    """An instance of a user class that may hold a parameter in a field (not an array, a number, a builtin
+    container, a module, a class or anything callable such as a function or another layer)."""
+    return not (
+        isinstance(value, (np.ndarray, np.generic, type))
+        or inspect.ismodule(value)
+        or type(value).__module__ == "builtins"
+        or callable(value)
+    )
+
+
+def read_at(obj: Any, spelling: str) -> Any:
+    """The value at ``spelling`` on ``obj`` (obj.W, obj.params['W'], obj.weights[0], obj.W.data); None when
+    nothing is there (a missing attribute, key or index, or the layer's own code raising while it is read)."""
+    parsed = parse_spelling(spelling)
+    if parsed is None:
+        return None
+    head, step, form = parsed
+    try:
+        value = getattr(obj, head, None)
+        if form is None:
+            return value
+        if form == "field":
+            return getattr(value, step, None) if _plain_object(value) else None  # type: ignore[arg-type]
+        if isinstance(value, dict):
+            return value.get(step)
+        if form == "index" and isinstance(value, (list, tuple)) and step < len(value):  # type: ignore[operator]
+            return value[step]  # type: ignore[index]
+    except Exception:  # a property or container of the layer's that raises: nothing readable there
+        return None
+    return None
+
+
+def write_at(obj: Any, spelling: str, value: Any) -> bool:
+    """Make ``spelling`` on ``obj`` hold ``value`` (rebinding it where the layer rebound it: a new array, a new dict
+    or list, a new parameter object; a tuple is rebuilt around it); nothing is written where it already holds
+    ``value``. False when the spelling no longer leads anywhere it can be written."""
+    parsed = parse_spelling(spelling)
+    if parsed is None:
+        return False
+    head, step, form = parsed
+    try:
+        if read_at(obj, spelling) is value:
+            return True
+        if form is None:
+            setattr(obj, head, value)
+            return True
+        container = getattr(obj, head, None)
+        if form == "field" and _plain_object(container):
+            setattr(container, step, value)  # type: ignore[arg-type]
+        elif isinstance(container, dict):
+            container[step] = value
+        elif isinstance(container, list) and step < len(container):  # type: ignore[operator]
+            container[step] = value  # type: ignore[index]
+        elif type(container) is tuple and step < len(container):  # type: ignore[operator]
+            setattr(obj, head, container[:step] + (value,) + container[step + 1 :])  # type: ignore[misc,operator]
+        else:
+            return False
+    except Exception:  # the layer's own __setattr__ / container refusing: the in-place write is all there is
+        return False
+    return True
+
+
+def _float_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 0
+
+
+def _inside(name: str, value: Any) -> list[tuple[str, Any]]:
+    """(spelling, entry) one step inside attribute ``name``: a dict's first NESTED_ENTRIES items, a list's or
+    tuple's, or a plain object's first PARAM_FIELDS; only entries whose spelling SPELLING allows."""
+    try:
+        if isinstance(value, dict):
+            items = itertools.islice(value.items(), NESTED_ENTRIES)
+            entries = [(f"{name}[{k!r}]", v) for k, v in items if type(k) in (str, int)]  # repr of our own types only
+        elif isinstance(value, (list, tuple)):
+            entries = [(f"{name}[{i}]", v) for i, v in enumerate(value[:NESTED_ENTRIES])]
+        elif _plain_object(value):
+            field = next((f for f in PARAM_FIELDS if _float_array(getattr(value, f, None))), None)
+            entries = [] if field is None else [(f"{name}.{field}", getattr(value, field))]
+        else:
+            return []
+    except Exception:  # a container of the layer's whose iteration raises: nothing found in it
+        return []
+    return [(s, v) for s, v in entries if is_spelling(s)]
+
+
+def float_arrays(obj: Any) -> dict[str, np.ndarray]:
+    """The candidates for parameters, by spelling: the object's own float ndarray attributes, then the float
+    arrays one step inside its dict, list and tuple attributes and in its parameter objects' data / value
+    (MAX_NESTED at most). An array already found under another spelling is not found again (``self.W`` and
+    ``self.params = {"W": self.W}`` are one parameter, ``W``)."""
+    try:
+        items = [(k, v) for k, v in vars(obj).items() if isinstance(k, str) and k.isidentifier()]
+    except TypeError:  # __slots__: nothing found
+        return {}
+    found = {k: v for k, v in items if _float_array(v)}
+    nested = 0
+    for name, value in items:
+        if name in found:
+            continue
+        for spelling, array in _inside(name, value):
+            if nested >= MAX_NESTED:
+                return found
+            if _float_array(array) and not any(array is a for a in found.values()):
+                found[spelling] = array
+                nested += 1
+    return found
+
+
+def gradient_spellings(param: str) -> list[str]:
+    """Where a layer may keep ``param``'s gradient, in GRAD_SPELLINGS's order for the parameter's form."""
+    parsed = parse_spelling(param)
+    if parsed is None:
+        return []
+    head, step, form = parsed
+    names = {
+        "p": param,
+        "c": head,
+        "k": step,
+        "dk": f"d{step}",
+        "lower": (head if step is None or form == "field" else str(step)).lower(),
+    }
+    spellings = (t.format(**names) for t in GRAD_SPELLINGS[form or "attribute"])
+    return [s for s in dict.fromkeys(spellings) if s != param and is_spelling(s)]
+
+
 def grad_spelling(obj: Any, param: str, shape: tuple[int, ...]) -> str | None:
-    """The first of GRAD_SPELLINGS for ``param`` that holds a float ndarray of ``shape`` on ``obj``, or None."""
-    for template in GRAD_SPELLINGS:
-        spelling = template.format(p=param, lower=param.lower())
-        value = read_grad(obj, spelling)
+    """The first of ``param``'s gradient spellings that holds a float ndarray of ``shape`` on ``obj``, or None."""
+    for spelling in gradient_spellings(param):
+        value = read_at(obj, spelling)
         if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.shape == tuple(shape):
             return spelling
     return None
 
 
-def read_grad(obj: Any, spelling: str) -> Any:
-    """The value at ``spelling`` ("dW" or "grads['W']") on ``obj``; None when there is nothing there."""
-    name, _, key = spelling.partition("[")
-    value = getattr(obj, name, None) if name.isidentifier() else None
-    if key:
-        try:
-            value = value.get(key[1:-2]) if isinstance(value, dict) else None
-        except TypeError:  # an unhashable key cannot be in it
-            return None
-    return value
-
-
 def _grad_names(params: list[str]) -> set[str]:
-    """The plain attribute names GRAD_SPELLINGS gives for ``params`` (dW for W): gradients, never parameters."""
-    names = {t.format(p=p, lower=p.lower()) for p in params for t in GRAD_SPELLINGS}
-    return {n for n in names if n.isidentifier()}
+    """Every spelling GRAD_SPELLINGS gives for ``params`` (dW or grads['W'] for W): gradients, never parameters."""
+    return {s for p in params for s in gradient_spellings(p)}
 
 
 @dataclass
@@ -209,7 +417,7 @@ Guarded = Callable[..., Any]
 """guard.call bound to the worker's limits: guarded(stage, fn, *args, shapes=...)."""
 
 
-def resolve(module: Any, name: str | None, guarded: Guarded) -> tuple[list[Any], bool]:
+def resolve(module: Any, name: str | None, guarded: Guarded, methods: Methods | None = None) -> tuple[list[Any], bool]:
     """(the layer objects in forward order, whether the target is a model without layers)."""
     names = [name] if name else [n for n in BUILD_NAMES if hasattr(module, n)]
     if not names or not hasattr(module, names[0]):
@@ -226,7 +434,7 @@ def resolve(module: Any, name: str | None, guarded: Guarded) -> tuple[list[Any],
     inner = getattr(obj, "layers", None)
     if isinstance(inner, (list, tuple)) and inner:
         return list(inner), False
-    if _is_layer(obj):
+    if _is_layer(obj, methods or {}):
         return [obj], True
     raise NetworkError(
         f"{names[0]} gave {type(obj).__name__}: expected a list of layers in forward order, an object with a "
@@ -234,24 +442,69 @@ def resolve(module: Any, name: str | None, guarded: Guarded) -> tuple[list[Any],
     )
 
 
-def _is_layer(obj: Any) -> bool:
-    return any(callable(getattr(obj, n, None)) for n in presets.SEED_FORWARD) and any(
-        callable(getattr(obj, n, None)) for n in presets.SEED_BACKWARD
-    )
+Methods = dict[str, str]
+"""Declared method names, role ("forward" / "backward") -> name; a role left out is looked up in METHOD_NAMES."""
 
 
-def adapt_layer(obj: Any, index: int) -> Layer:
-    """How to call one layer (NetworkError naming it when it cannot be called as a layer)."""
-    shown = f"layer {index + 1} {type(obj).__name__} (index {index})"
-    if not _is_layer(obj):
+def declared_methods(value: Any, source: str) -> Methods:
+    """The method names a network declares, checked: a dict from "forward" and/or "backward" to identifiers
+    ({} for None); NetworkError saying the expected form otherwise. ``source``: where they were declared."""
+    if value is None:
+        return {}
+    ok = isinstance(value, dict) and 0 < len(value) <= len(METHOD_NAMES)
+    ok = ok and all(k in METHOD_NAMES and isinstance(v, str) and v.isidentifier() for k, v in value.items())
+    if not ok:
         raise NetworkError(
-            f"{shown} is not a layer: expected a {' / '.join(presets.SEED_FORWARD)} method and a "
-            f"{' / '.join(presets.SEED_BACKWARD)} method"
+            f"{source} = {value!r:.80}: expected the method names every layer is called by, e.g. "
+            "{'forward': 'go', 'backward': 'learn'} (either may be left out)"
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _has_method(obj: Any, name: str) -> bool:
+    """``obj``'s class defines or inherits a method ``name``, not from ``object`` (and not ``type.__call__``,
+    which makes every class callable: a class is no layer's forward)."""
+    try:
+        defined = any(name in vars(k) for k in type(obj).__mro__ if k is not object)
+        return defined and callable(getattr(obj, name, None))
+    except Exception:  # a class whose attributes raise when read: not callable as a layer
+        return False
+
+
+def _method(obj: Any, role: str, methods: Methods) -> str | None:
+    """The name ``obj``'s ``role`` method goes by: the declared one if it has it, else the first of
+    METHOD_NAMES[role] it has; None when it has none."""
+    if role in methods:
+        return methods[role] if _has_method(obj, methods[role]) else None
+    return next((n for n in METHOD_NAMES[role] if _has_method(obj, n)), None)
+
+
+def _is_layer(obj: Any, methods: Methods) -> bool:
+    return all(_method(obj, role, methods) is not None for role in METHOD_NAMES)
+
+
+def adapt_layer(obj: Any, index: int, methods: Methods | None = None, source: str = METHODS_NAME) -> Layer:
+    """How to call one layer (NetworkError naming it when it cannot be called as a layer): by the ``methods``
+    declared (in ``source``), else by METHOD_NAMES."""
+    shown = f"layer {index + 1} {type(obj).__name__} (index {index})"
+    methods = methods or {}
+    for role, name in methods.items():
+        if not _has_method(obj, name):
+            raise NetworkError(
+                f"{shown} has no method {name!r}, declared as every layer's {role} method ({source}): define it "
+                "in the layer, or declare the name its layers share"
+            )
+    if not _is_layer(obj, methods):
+        wanted = [" / ".join(METHOD_NAMES[role]) for role in METHOD_NAMES]
+        raise NetworkError(
+            f"{shown} is not a layer: expected a {wanted[0]} method and a {wanted[1]} method, or declare the names "
+            f"yours go by: {METHODS_NAME} = {{'forward': 'go', 'backward': 'learn'}} in the network's file "
+            "(--methods forward=go,backward=learn; check_network(..., methods={...}))"
         )
     cls = type(obj)
+    forward, backward = _method(obj, "forward", methods), _method(obj, "backward", methods)
+    assert forward is not None and backward is not None  # _is_layer
     try:
-        forward = presets.find_method(cls, presets.SEED_FORWARD, "forward")
-        backward = presets.find_method(cls, presets.SEED_BACKWARD, "backward")
         presets.learning_rate_parameter(cls, forward, "x")
         lr_argument = presets.learning_rate_parameter(cls, backward, "d", presets.SEED_LR_ARGUMENTS)
     except presets.AdaptError as exc:
@@ -266,15 +519,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         return None
     return float(value)
-
-
-def float_arrays(obj: Any) -> dict[str, np.ndarray]:
-    """The object's own float ndarray attributes (the candidates for parameters)."""
-    try:
-        items = vars(obj).items()
-    except TypeError:  # __slots__: nothing found
-        return {}
-    return {k: v for k, v in items if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size > 0}
 
 
 def parse_shape(value: Any) -> tuple[int, ...]:
@@ -329,7 +573,7 @@ class Calls:
         """(dL/da or None, {param: (before - after) / lr}, {param: moved}) of one backward at ``lr``; the
         parameters are put back unless ``restore`` is False."""
         obj, shapes = layer.obj, f"input {tuple(a.shape)}, upstream {tuple(g.shape)}"
-        live = {p: getattr(obj, p) for p in layer.params}
+        live = {p: parameter(layer, p, "backward") for p in layer.params}
         before = {p: np.array(v, dtype=np.float64, copy=True) for p, v in live.items()}
         saved_lr = getattr(obj, layer.lr_attribute) if layer.lr_attribute else None
         try:
@@ -341,7 +585,7 @@ class Calls:
             dx = self.guarded("backward", getattr(obj, layer.backward), *args, shapes=shapes)
             grads, moved = {}, {}
             for p in layer.params:
-                after = np.asarray(getattr(obj, p), dtype=np.float64)
+                after = np.asarray(parameter(layer, p, "backward"), dtype=np.float64)
                 if after.shape != before[p].shape:
                     detail = f"parameter {p!r} changed shape from {before[p].shape} to {after.shape}"
                     raise LayerFault("backward", detail, shapes, cause=Cause.SHAPE)
@@ -372,7 +616,7 @@ class Calls:
     def _kept(layer: Layer, p: str, shape: tuple[int, ...], shapes: str) -> np.ndarray:
         """A copy of the gradient backward left at ``layer.grads[p]`` (LayerFault when it is not one any more)."""
         spelling = layer.grads[p]
-        value = read_grad(layer.obj, spelling)
+        value = read_at(layer.obj, spelling)
         if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != shape:
             got = type(value).__name__ if not isinstance(value, np.ndarray) else f"shape {value.shape} {value.dtype}"
             detail = f"self.{spelling}, the gradient of {p!r}, is {got} after backward, not a float array of {shape}"
@@ -384,7 +628,7 @@ class Calls:
         """Each parameter back to ``values``, in its original array (the layer may have rebound the name)."""
         for p, array in live.items():
             array[...] = values[p]
-            setattr(layer.obj, p, array)
+            write_at(layer.obj, p, array)
 
     def run(self, x: np.ndarray, labels: np.ndarray, lr: float, loss: str) -> tuple[dict, dict[str, np.ndarray]]:
         """One forward and one backward of the whole network (net_run's reply body and arrays)."""
@@ -399,7 +643,7 @@ class Calls:
         for layer in reversed(self.layers):
             arrays[f"up:{layer.index}"] = g.copy()
             for p in layer.params:
-                arrays[f"param:{layer.index}:{p}"] = np.array(getattr(layer.obj, p), dtype=np.float64)
+                arrays[f"param:{layer.index}:{p}"] = np.array(parameter(layer, p, "backward"), dtype=np.float64)
             dx, grads, moved = self.backward(layer, g, arrays[f"in:{layer.index}"], lr)
             body["moved"][str(layer.index)] = moved
             for p, grad in grads.items():
@@ -424,7 +668,7 @@ class Calls:
         a = x
         for prior in self.layers[:layer]:
             a = self.forward(prior, a)
-        array = getattr(target.obj, name)
+        array = parameter(target, name, "forward")
         saved = array.copy()
         try:
             for point in points:
@@ -432,7 +676,7 @@ class Calls:
                 out.append(loss_and_grad(self.forward_from(layer, a), labels, loss)[0])
         finally:
             array[...] = saved
-            setattr(target.obj, name, array)
+            write_at(target.obj, name, array)
         return out
 
     def layer_losses(self, layer: int, name: str, a: np.ndarray, g: np.ndarray, points: np.ndarray) -> list:
@@ -443,7 +687,7 @@ class Calls:
             for point in points:
                 out.append(float(np.sum(np.asarray(self.forward(target, point), dtype=np.float64) * g)))
             return out
-        array = getattr(target.obj, name)
+        array = parameter(target, name, "forward")
         saved = array.copy()
         try:
             for point in points:
@@ -451,13 +695,13 @@ class Calls:
                 out.append(float(np.sum(np.asarray(self.forward(target, a), dtype=np.float64) * g)))
         finally:
             array[...] = saved
-            setattr(target.obj, name, array)
+            write_at(target.obj, name, array)
         return out
 
     def train(self, xs: np.ndarray, labels: np.ndarray, steps: int, lr: float, loss: str) -> list:
         """Mean loss over the batch before each of ``steps`` epochs of per-sample SGD steps, and after the last;
         the parameters are put back afterwards."""
-        live = {(layer.index, p): getattr(layer.obj, p) for layer in self.layers for p in layer.params}
+        live = {(layer.index, p): parameter(layer, p, "forward") for layer in self.layers for p in layer.params}
         start = {k: np.array(v, copy=True) for k, v in live.items()}
         curve = []
         try:
@@ -469,7 +713,7 @@ class Calls:
         finally:
             for (i, p), array in live.items():
                 array[...] = start[(i, p)]
-                setattr(self.layers[i].obj, p, array)
+                write_at(self.layers[i].obj, p, array)
         return curve
 
     def _mean_loss(self, xs: np.ndarray, labels: np.ndarray, loss: str) -> float:
@@ -488,6 +732,16 @@ class Calls:
             if dx is None:
                 break
             g = np.asarray(dx, dtype=np.float64)
+
+
+def parameter(layer: Layer, name: str, stage: str) -> np.ndarray:
+    """The array parameter ``name`` of ``layer`` is now (``read_at``); a LayerFault of ``stage`` naming the layer when
+    it holds no array there any more (the layer dropped or replaced what held it)."""
+    value = read_at(layer.obj, name)
+    if not isinstance(value, np.ndarray):
+        got = type(value).__name__
+        raise _fault(layer, stage, f"parameter self.{name} is {got} now, not the float array it was", Cause.TYPE)
+    return value
 
 
 def _fault(layer: Layer, stage: str, detail: str, cause: Cause) -> LayerFault:
@@ -547,7 +801,7 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
         }
     for layer in calls.layers:  # every candidate is watched by the probe backward (a kept gradient is not one)
         found = candidates[layer.index]
-        layer.params = sorted(set(found) - _grad_names(list(found)))
+        layer.params = sorted(set(found) - _grad_names(list(found)))  # dW, grads['W'], W.grad: never parameters
     g = loss_and_grad(inputs[-1], np.zeros(inputs[-1].shape[:-1], dtype=np.int64), loss)[1]
     moved: dict[int, dict[str, bool]] = {}
     fault = None
@@ -555,14 +809,14 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
         try:
             calls.forward(layer, inputs[layer.index])  # backward follows its own forward
             dx, _, moved[layer.index] = calls.backward(layer, g, inputs[layer.index], lr)
+            if not layer.takes_lr:  # no step to read: where does backward leave each gradient?
+                for p in layer.params:
+                    spelling = grad_spelling(layer.obj, p, np.shape(parameter(layer, p, "backward")))
+                    if spelling is not None:
+                        layer.grads[p] = spelling
         except LayerFault as exc:
             fault = exc
             break
-        if not layer.takes_lr:  # no step to read: where does backward leave each gradient?
-            for p in layer.params:
-                spelling = grad_spelling(layer.obj, p, np.shape(getattr(layer.obj, p)))
-                if spelling is not None:
-                    layer.grads[p] = spelling
         if dx is None:
             break
         g = np.asarray(dx, dtype=np.float64)
@@ -577,7 +831,11 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
 
 
 def _read_by_forward(calls: Calls, layer: Layer, name: str, a: np.ndarray) -> bool:
-    array = getattr(layer.obj, name)
+    """Whether the layer's output at ``a`` changes when parameter ``name`` is nudged (by PROBE_NUDGE, relative)."""
+    try:
+        array = parameter(layer, name, "forward")
+    except LayerFault:
+        return False
     saved = array.copy()
     try:
         base = calls.forward(layer, a)
@@ -591,7 +849,7 @@ def _read_by_forward(calls: Calls, layer: Layer, name: str, a: np.ndarray) -> bo
         return False
     finally:
         array[...] = saved
-        setattr(layer.obj, name, array)
+        write_at(layer.obj, name, array)
 
 
 def probe_input(shape: tuple[int, ...]) -> np.ndarray:
@@ -600,20 +858,33 @@ def probe_input(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def load(
-    module: Any, name: str | None, input_shape: Any, lr: float, guarded: Guarded, tick: Callable
+    module: Any,
+    name: str | None,
+    input_shape: Any,
+    lr: float,
+    guarded: Guarded,
+    tick: Callable,
+    methods: Any = None,
 ) -> tuple[Calls, dict, np.ndarray | None]:
-    """The network of ``module``: (its calls, the net_loaded body, the probe output or None)."""
+    """The network of ``module``: (its calls, the net_loaded body, the probe output or None). ``methods``, when
+    given (the checker's), replaces the module's METHODS."""
+    where = Path(getattr(module, "__file__", "") or "the module").name
+    if methods is not None:
+        declared_names = declared_methods(methods, "the methods given (--methods, check_network(methods=...))")
+        source = "--methods / methods="
+    else:
+        declared_names = declared_methods(getattr(module, METHODS_NAME, None), f"{METHODS_NAME} in {where}")
+        source = f"{METHODS_NAME} in {where}"
     declared = input_shape if input_shape is not None else getattr(module, "INPUT_SHAPE", None)
     if declared is None:
-        where = Path(getattr(module, "__file__", "") or "the module").name
         raise NetworkError(
             f"no input shape: declare INPUT_SHAPE = (28, 28) in {where} or pass --input-shape 28,28 "
             "(check_network(..., input_shape=(28, 28)) in Python)"
         )
     shape = parse_shape(declared)
     x = probe_input(shape)
-    objs, model = resolve(module, name, guarded)
-    layers = [adapt_layer(obj, i) for i, obj in enumerate(objs)]
+    objs, model = resolve(module, name, guarded, declared_names)
+    layers = [adapt_layer(obj, i, declared_names, source) for i, obj in enumerate(objs)]
     calls = Calls(Network(layers, model, shape), guarded, tick)
     inputs, fault = chain_layers(calls, x)
     output = inputs[-1] if fault is None else None
@@ -665,7 +936,13 @@ def serve(server: Any, request: Any) -> None:
             root = Path(b["root"]) if b.get("root") else None
             module = targets.import_target(target, root, b.get("import_seconds"))
             calls, body, output = load(
-                module, target.name, b.get("input_shape"), float(b["lr"]), _guarded(server), _ticker(server)
+                module,
+                target.name,
+                b.get("input_shape"),
+                float(b["lr"]),
+                _guarded(server),
+                _ticker(server),
+                b.get("methods"),
             )
         except (targets.TargetError, NetworkError) as exc:
             cause = getattr(getattr(exc, "cause", None), "value", getattr(exc, "cause", None))

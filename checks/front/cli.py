@@ -103,6 +103,13 @@ def _check_parser(sub: Any) -> None:
         metavar="D,D,...",
         help="--kind network: the shape of one input, e.g. 28,28 (default: INPUT_SHAPE in the network's module)",
     )
+    check.add_argument(
+        "--methods",
+        type=_methods,
+        metavar="ROLE=NAME,...",
+        help="--kind network: the layers' method names, e.g. forward=go,backward=learn (default: METHODS in the "
+        "network's module, else the usual names: forward, __call__, backward, backprop, bprop, ...)",
+    )
     check.add_argument("--preset", choices=PRESETS, help="how to drive a class (not needed for a LayerSpec)")
     check.add_argument("--seed", type=argtypes.seed, default=DEFAULT_SEED, help="hypothesis seed (default 0)")
     check.add_argument("--max-examples", type=argtypes.positive_int, help="cases per property (overrides --profile)")
@@ -419,6 +426,19 @@ def _input_shape(text: str) -> tuple[int, ...]:
     raise argparse.ArgumentTypeError(f"expected positive ints separated by commas (e.g. 28,28), got {text!r}")
 
 
+METHOD_ROLES = ("forward", "backward")
+
+
+def _methods(text: str) -> dict[str, str]:
+    """argparse type of --methods: 'forward=go,backward=learn' -> {"forward": "go", "backward": "learn"}, each
+    role at most once, each name an identifier."""
+    pairs = [p.partition("=") for p in text.split(",") if p.strip()]
+    methods = {role.strip(): name.strip() for role, _, name in pairs}
+    if pairs and len(methods) == len(pairs) and all(r in METHOD_ROLES and n.isidentifier() for r, n in methods.items()):
+        return methods
+    raise argparse.ArgumentTypeError(f"expected forward=NAME and/or backward=NAME separated by commas, got {text!r}")
+
+
 def run_network_check(args: argparse.Namespace) -> int:
     """``check TARGET --kind network``: the whole network (checks.pipeline.chain), its verdict as an exit status."""
     job = job_from_args(args)
@@ -429,7 +449,11 @@ def run_network_check(args: argparse.Namespace) -> int:
         print(f"{PROG}: {job.target} (network), seed {job.seed}", file=sys.stderr)
     try:
         report = api.check_network_job(
-            job, args.input_shape, progress=None if args.quiet else Progress(sys.stderr), wall_seconds=args.wall_timeout
+            job,
+            args.input_shape,
+            progress=None if args.quiet else Progress(sys.stderr),
+            wall_seconds=args.wall_timeout,
+            methods=args.methods,
         )
     except targets.TargetError as exc:
         if args.json:
@@ -467,6 +491,8 @@ def run_check(args: argparse.Namespace) -> int:
         return run_network_check(args)
     if args.input_shape is not None:
         raise UsageProblem("--input-shape is for --kind network")
+    if args.methods is not None:
+        raise UsageProblem("--methods is for --kind network")
     if len(args.targets) > 1 or many.surveys(args.targets[0], args):
         return many.run(args)
     return check_one(args, job_from_args(args))[0]

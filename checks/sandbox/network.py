@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from checks.adapt import wire
+from checks.adapt.chain import is_spelling
 from checks.adapt.guard import Cause, LayerFault
 from checks.adapt.survey import CLASS_PRESETS, Found
 from checks.job import Job
@@ -37,13 +38,18 @@ class NetworkSession(Session):
 
 
 def open_network(
-    job: Job, input_shape: tuple[int, ...] | None, *, wall_seconds: float | None = None
+    job: Job,
+    input_shape: tuple[int, ...] | None,
+    *,
+    wall_seconds: float | None = None,
+    methods: Mapping[str, str] | None = None,
 ) -> tuple[NetworkSession, RemoteNetwork, NetInfo]:
-    """Start a worker and load ``job.target``'s network (LoadRefused when it cannot be adapted)."""
+    """Start a worker and load ``job.target``'s network (LoadRefused when it cannot be adapted); ``methods``:
+    the layers' method names, replacing the module's METHODS (the worker checks them)."""
     session = NetworkSession.start(job, wall_seconds=wall_seconds)
     try:
         net = RemoteNetwork(session)
-        info = net.load(input_shape)
+        info = net.load(input_shape, methods)
     except BaseException:
         session.close()
         raise
@@ -89,7 +95,7 @@ class RemoteNetwork:
             self._garbled(stage, "a fault report that does not parse")
         return NetFault(fault, layer)
 
-    def load(self, input_shape: tuple[int, ...] | None) -> NetInfo:
+    def load(self, input_shape: tuple[int, ...] | None, methods: Mapping[str, str] | None = None) -> NetInfo:
         job = self.session.job
         import os
 
@@ -97,6 +103,7 @@ class RemoteNetwork:
             "target": job.target,
             "root": str(Path(job.root or os.getcwd()).resolve()),
             "input_shape": None if input_shape is None else list(input_shape),
+            "methods": None if methods is None else dict(methods),
             "call_seconds": job.call_seconds,
             "memory_bytes": job.memory_bytes,
             "import_seconds": job.import_seconds,
@@ -127,11 +134,12 @@ class RemoteNetwork:
                 assert data["index"] == k and isinstance(takes, bool)
                 params = {str(p): tuple(int(d) for d in s) for p, s in data["params"].items()}
                 grads = {str(p): str(s) for p, s in (data.get("grads") or {}).items()}
-                assert set(grads) <= set(params) and all(len(s) < 200 for s in grads.values())
+                assert set(grads) <= set(params) and all(is_spelling(s) for s in grads.values())
                 cls = _class(data.get("cls"))
                 name, calls = reply_text(data, "name"), reply_text(data, "calls")
                 layers.append(LayerInfo(k, name, calls, params, takes, grads, cls))
-            assert 0 < len(layers) <= MAX_LAYERS and all(p.isidentifier() for la in layers for p in la.params)
+            # parameter and gradient names: checks.adapt.chain.SPELLING (W, params['W'], weights[0], W.data)
+            assert 0 < len(layers) <= MAX_LAYERS and all(is_spelling(p) for la in layers for p in la.params)
             loss = b.get("declared_loss") or b["loss"]
             assert loss in ("softmax_ce", "nll")
             output = reply.arrays.get("output")
