@@ -190,6 +190,11 @@ class Kind:
     - blind_fd(loss, inputs, name, tol, dtype, rng) -> FDGradient | FDDirectional: finite differences for a kind
       whose kinks are invisible to us (no reference, so no kink sites): an entry or direction is trusted only
       where steps h and h/2 agree and the one-sided differences do not jump; None: the usual differences.
+    - candidates(a, z, params, canonical) -> iterator of checks.kinds.fit.Candidate: the geometries and layouts
+      under which a layer met in a user's network, with input a, output z and parameters params, could be this
+      kind (checks.pipeline.composed keeps the first whose reference forward reproduces z); None: never tried.
+    - torch_tiebreak(F, geometry, tensors) -> Z: the torch twin with the other choice at its kinks (the last
+      maximum of a tied window, slope 1 at 0); None for a kind without kinks.
     - params (a property): the parameters a layer of this kind may declare (PARAMS).
     """
 
@@ -213,6 +218,8 @@ class Kind:
     own_output: OwnOutput | None = None
     declared: Callable[..., Any] | None = None
     blind_fd: Callable[..., Any] | None = None
+    candidates: Callable[..., Any] | None = None
+    torch_tiebreak: Callable[..., Any] | None = None
 
     @property
     def params(self) -> tuple[str, ...]:

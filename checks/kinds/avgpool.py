@@ -17,7 +17,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import PoolGeometry
-from checks.kinds import Kind, Mistake, Region, catalogue, maxpool
+from checks.kinds import Kind, Mistake, Region, catalogue, fit, maxpool
 from checks.strategies._bounds import at_least, lowest
 from checks.subject import LayerSubject
 from checks.windows import coverage, crop, pool_taps, scatter_add
@@ -101,6 +101,12 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """An average pool in a network: see checks.kinds.fit.pools."""
+    return fit.pools("avgpool", PoolGeometry, a, z, params, canonical)
+
+
 KIND = Kind(
     name="avgpool",
     geometry=PoolGeometry,
@@ -115,4 +121,5 @@ KIND = Kind(
     corner=corner,
     regions=regions,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

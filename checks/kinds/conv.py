@@ -8,6 +8,7 @@ Smooth (linear in X and in K): no kinks.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import ConvGeometry
-from checks.kinds import Kind, Mistake, Region, catalogue
+from checks.kinds import Kind, Mistake, Region, catalogue, fit
 from checks.strategies._bounds import at_least, highest, span
 from checks.subject import LayerSubject
 from checks.windows import window_coverage
@@ -218,6 +219,33 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """A conv in a network (checks.kinds.fit): a 3-d (one input channel) or 4-d weight, an optional bias of F
+    entries; per axis stride 1..4 and padding 0..k-1 whose output size fits; dilation 1."""
+    for weight in [n for n, v in params.items() if v.ndim in fit.CONV_WEIGHTS]:
+        for w_layout in fit.CONV_WEIGHTS[params[weight].ndim]:
+            f, wc, kh, kw = canonical(params[weight].shape, w_layout) or (0, 0, 0, 0)
+            fits, bias = fit.bias_of(params, weight, f)
+            if not fits:
+                continue
+            roles = ((weight, "weight", w_layout),) + (((bias, "bias", None),) if bias else ())
+            for in_layout, (n, c, h, w) in fit.images(a.shape, canonical):
+                for out_layout, (zn, zf, zh, zw) in fit.images(z.shape, canonical):
+                    if c != wc or (zn, zf) != (n, f):
+                        continue
+                    rows = fit.axis_options(h, zh, kh, fit.CONV_STRIDES, range(kh))
+                    cols = fit.axis_options(w, zw, kw, fit.CONV_STRIDES, range(kw))
+                    for (sh, ph), (sw, pw) in itertools.product(rows, cols):
+                        g = ConvGeometry(n, c, h, w, f, (kh, kw), (sh, sw), (ph, pw), (1, 1), bias is not None)
+                        shown = (
+                            f"conv {kh}x{kw}, stride {fit.pair(sh, sw)}, padding {fit.pair(ph, pw)}, "
+                            f"{'bias' if bias else 'no bias'}; input {in_layout}, weight {w_layout}, "
+                            f"output {out_layout}"
+                        )
+                        yield fit.Candidate(g, in_layout, out_layout, roles, shown)
+
+
 KIND = Kind(
     name="conv",
     geometry=ConvGeometry,
@@ -232,4 +260,5 @@ KIND = Kind(
     corner=corner,
     regions=regions,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

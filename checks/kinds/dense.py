@@ -15,7 +15,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import DenseGeometry
-from checks.kinds import Kind, Mistake, catalogue
+from checks.kinds import Kind, Mistake, catalogue, fit
 from checks.strategies._bounds import at_least
 from checks.subject import LayerSubject
 
@@ -95,6 +95,12 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """A dense layer in a network: see checks.kinds.fit.dense."""
+    return fit.dense("dense", DenseGeometry, a, z, params, canonical)
+
+
 KIND = Kind(
     name="dense",
     geometry=DenseGeometry,
@@ -108,4 +114,5 @@ KIND = Kind(
     user_geometries=user_geometries,
     corner=corner,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

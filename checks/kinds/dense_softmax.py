@@ -26,7 +26,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import DenseGeometry
-from checks.kinds import Grads, Kind, Mistake, catalogue
+from checks.kinds import Grads, Kind, Mistake, catalogue, fit
 from checks.kinds import dense as dense_kind
 from checks.subject import LayerSubject
 
@@ -132,6 +132,12 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """A dense layer with its softmax in a network: see checks.kinds.fit.dense."""
+    return fit.dense("dense+softmax", DenseGeometry, a, z, params, canonical)
+
+
 KIND = Kind(
     name=NAME,
     geometry=DenseGeometry,
@@ -145,4 +151,5 @@ KIND = Kind(
     corner=dense_kind.corner,
     curved=True,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

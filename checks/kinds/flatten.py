@@ -9,7 +9,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import FlattenGeometry
-from checks.kinds import Kind
+from checks.kinds import Kind, fit
 from checks.subject import LayerSubject
 
 
@@ -30,6 +30,18 @@ def user_geometries(s, input_layout: str):
     return cs.flatten_geometries(ndim=s.ndim)
 
 
+def candidates(a, z, params, canonical):
+    """A flatten in a network: a batch of samples or one sample, to a batch of vectors or one vector."""
+    if params:
+        return
+    for in_layout, shape in fit.vectors(a.shape, canonical):
+        g = FlattenGeometry(tuple(shape))
+        for out_layout, out in fit.vectors(z.shape, canonical, output=True):
+            if tuple(out) == g.output_shape:
+                shown = f"flatten; input {fit.shown_layout(in_layout, a.shape)}, output {out_layout}"
+                yield fit.Candidate(g, in_layout, out_layout, (), shown)
+
+
 KIND = Kind(
     name="flatten",
     geometry=FlattenGeometry,
@@ -40,4 +52,5 @@ KIND = Kind(
     axes={"input": "n*", "output": "nd"},
     layouts={"input": "ND", "output": "ND"},
     user_geometries=user_geometries,
+    candidates=candidates,
 )

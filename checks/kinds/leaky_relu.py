@@ -16,7 +16,7 @@ from checks import strategies as cs
 from checks.case import Case
 from checks.compare import Membership, compare_interval
 from checks.geometry import LeakyReluGeometry
-from checks.kinds import Kind, Mistake, Region, catalogue
+from checks.kinds import Kind, Mistake, Region, catalogue, fit
 from checks.oracles.kinks import KinkSite
 from checks.subject import LayerSubject
 from checks.tolerances import Tolerance
@@ -120,6 +120,21 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """A leaky ReLU in a network: any shape, its slope the median of z / a where a < 0 (none there: not tried)."""
+    negative = a < -1e-12
+    if fit.same_shape(a, z, params) and np.any(negative):
+        alpha = float(np.median(z[negative] / a[negative]))
+        yield fit.Candidate(LeakyReluGeometry(tuple(a.shape), alpha), "ND", "ND", (), f"leaky_relu, slope {alpha:.6g}")
+
+
+def torch_tiebreak(F, g: LeakyReluGeometry, t):
+    """leaky_relu with slope 1 at 0 (torch's own takes alpha there)."""
+    x = t["input"]
+    return x.where(x >= 0, g.alpha * x)
+
+
 KIND = Kind(
     name="leaky_relu",
     geometry=LeakyReluGeometry,
@@ -134,4 +149,6 @@ KIND = Kind(
     membership=membership,
     regions=regions,
     mistakes=MISTAKES,
+    candidates=candidates,
+    torch_tiebreak=torch_tiebreak,
 )

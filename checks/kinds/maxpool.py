@@ -21,7 +21,7 @@ from checks import strategies as cs
 from checks.case import Case
 from checks.compare import Comparison, Membership, compare
 from checks.geometry import PoolGeometry
-from checks.kinds import Kind, Mistake, Region, catalogue
+from checks.kinds import Kind, Mistake, Region, catalogue, fit
 from checks.oracles.kinks import KinkSite
 from checks.strategies._bounds import lowest
 from checks.subject import LayerSubject
@@ -274,6 +274,22 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """A max-pool in a network: see checks.kinds.fit.pools."""
+    return fit.pools("maxpool", PoolGeometry, a, z, params, canonical)
+
+
+def torch_tiebreak(F, g: PoolGeometry, t):
+    """max_pool2d routing a tie to the LAST maximum of its window (torch's own routes it to the first): the
+    windows as columns (-inf padding), reversed, and their max."""
+    x = t["input"]
+    (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.padding
+    padded = F.pad(x, (pw, pw, ph, ph), value=float("-inf"))
+    cols = F.unfold(padded, (kh, kw), stride=(sh, sw)).reshape(x.shape[0], x.shape[1], kh * kw, -1)
+    return cols.flip(2).max(dim=2).values.reshape(g.output_shape)
+
+
 KIND = Kind(
     name="maxpool",
     geometry=PoolGeometry,
@@ -289,4 +305,6 @@ KIND = Kind(
     membership=membership,
     regions=regions,
     mistakes=MISTAKES,
+    candidates=candidates,
+    torch_tiebreak=torch_tiebreak,
 )

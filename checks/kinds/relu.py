@@ -15,7 +15,7 @@ from checks import strategies as cs
 from checks.case import Case
 from checks.compare import Membership, compare_interval
 from checks.geometry import ElementwiseGeometry
-from checks.kinds import Kind, Mistake, Region, catalogue
+from checks.kinds import Kind, Mistake, Region, catalogue, fit
 from checks.oracles.kinks import KinkSite
 from checks.subject import LayerSubject
 from checks.tolerances import Tolerance
@@ -86,6 +86,19 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """relu in a network: any shape, unchanged."""
+    if fit.same_shape(a, z, params):
+        yield fit.Candidate(ElementwiseGeometry(tuple(a.shape)), "ND", "ND", (), "relu")
+
+
+def torch_tiebreak(F, g, t):
+    """relu with slope 1 at 0 (torch's own takes 0 there)."""
+    x = t["input"]
+    return x.where(x >= 0, 0.0 * x)
+
+
 KIND = Kind(
     name="relu",
     geometry=ElementwiseGeometry,
@@ -100,4 +113,6 @@ KIND = Kind(
     membership=membership,
     regions=regions,
     mistakes=MISTAKES,
+    candidates=candidates,
+    torch_tiebreak=torch_tiebreak,
 )

@@ -15,7 +15,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import ElementwiseGeometry
-from checks.kinds import Kind, Mistake, catalogue
+from checks.kinds import Kind, Mistake, catalogue, fit
 from checks.subject import LayerSubject
 
 
@@ -66,6 +66,13 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """sigmoid in a network: any shape, unchanged."""
+    if fit.same_shape(a, z, params):
+        yield fit.Candidate(ElementwiseGeometry(tuple(a.shape)), "ND", "ND", (), "sigmoid")
+
+
 KIND = Kind(
     name="sigmoid",
     geometry=ElementwiseGeometry,
@@ -78,4 +85,5 @@ KIND = Kind(
     user_geometries=user_geometries,
     curved=True,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

@@ -15,7 +15,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import SoftmaxGeometry
-from checks.kinds import Kind, Mistake, catalogue
+from checks.kinds import Kind, Mistake, catalogue, fit
 from checks.subject import LayerSubject
 
 
@@ -101,6 +101,13 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """A softmax in a network: over the last axis, any shape."""
+    if fit.same_shape(a, z, params):
+        yield fit.Candidate(SoftmaxGeometry(tuple(a.shape), -1), "ND", "ND", (), "softmax over the last axis")
+
+
 KIND = Kind(
     name="softmax",
     geometry=SoftmaxGeometry,
@@ -113,4 +120,5 @@ KIND = Kind(
     user_geometries=user_geometries,
     curved=True,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

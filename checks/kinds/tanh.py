@@ -14,7 +14,7 @@ import cnn
 from checks import strategies as cs
 from checks.case import Case
 from checks.geometry import ElementwiseGeometry
-from checks.kinds import Kind, Mistake, catalogue
+from checks.kinds import Kind, Mistake, catalogue, fit
 from checks.subject import LayerSubject
 
 
@@ -64,6 +64,13 @@ MISTAKES = catalogue(
     ),
 )
 
+
+def candidates(a, z, params, canonical):
+    """tanh in a network: any shape, unchanged."""
+    if fit.same_shape(a, z, params):
+        yield fit.Candidate(ElementwiseGeometry(tuple(a.shape)), "ND", "ND", (), "tanh")
+
+
 KIND = Kind(
     name="tanh",
     geometry=ElementwiseGeometry,
@@ -76,4 +83,5 @@ KIND = Kind(
     user_geometries=user_geometries,
     curved=True,
     mistakes=MISTAKES,
+    candidates=candidates,
 )

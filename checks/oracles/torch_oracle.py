@@ -32,6 +32,11 @@ def _torch():
     return importlib.import_module("torch")
 
 
+def module():
+    """torch itself, imported on first use (for another oracle built on it: checks.pipeline.composed)."""
+    return _torch()
+
+
 def available() -> tuple[bool, str]:
     """(True, version) when torch imports, else (False, the reason)."""
     try:

@@ -13,12 +13,19 @@ a failing gradient is then differenced entry by entry on a sample, to show where
 
 | check | scalar | claimed gradient | where |
 |---|---|---|---|
+| ``composition`` | - | - | every layer identified as a reference kind (checks.pipeline.composed) |
 | ``grad_input`` | network loss L(x) | what layer 1's backward returns | the case's input |
 | ``grad_<param>@<n>`` | L(theta) | (theta_before - theta_after) / lr of layer n's step | theta |
 | ``layer@<n>`` | sum(f_n(a) * G_n) | layer n's returned gradient and its steps | its input a_n in the network |
 | ``sgd_update`` | - | the step at two learning rates | every parameter |
 | ``sgd_order`` | - | the input gradient at two learning rates | every layer that steps |
 | ``training`` | mean batch loss | - | a few epochs of SGD |
+
+``grad_input`` and ``grad_<param>@<n>`` have a second oracle when every layer is identified as a reference kind:
+the torch composition of those kinds (checks.pipeline.composed), differentiated by autograd in the user's own
+layouts and compared entry by entry within the exact tolerance (a gradient recovered from a step is allowed the
+rounding of that step, 4 eps |theta| / lr). When a layer is not identified, ``composition`` is skipped, says
+which layer and what was tried, and the gradients are judged by finite differences alone.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from typing import Protocol
 
 import numpy as np
 
-from checks.adapt.chain import loss_and_grad
+from checks.adapt.chain import gradient_spellings, loss_and_grad
 from checks.adapt.guard import Cause, LayerFault
+from checks.compare import Comparison, compare
 from checks.findings import FAIL, NOT_JUDGED, PASS, SKIP, Finding
+from checks.oracles import torch_oracle
+from checks.pipeline import composed
 from checks.report import PropertyReport, Report, aggregate
 
 NETWORK = "network"
@@ -339,15 +349,26 @@ class _Prop:
     statuses: list[str] = field(default_factory=list)
     examples: int = 0
     oracle: str = "fd"
+    judged_by: list[str] = field(default_factory=list)
+    """The oracle of each status (a property may have two: fd and torch)."""
 
-    def add(self, status: str, message: str, case: str = "", cause: str | None = None, origin=None) -> None:
+    def add(
+        self, status: str, message: str, case: str = "", cause: str | None = None, origin=None, oracle: str = ""
+    ) -> None:
         self.statuses.append(status)
-        self.findings.append(Finding(self.name, status, message, self.oracle, case, None, cause, origin))
+        self.judged_by.append(oracle or self.oracle)
+        self.findings.append(Finding(self.name, status, message, oracle or self.oracle, case, None, cause, origin))
 
     def report(self, must_judge: bool = True) -> PropertyReport:
         status = aggregate(self.statuses, must_judge=must_judge)
-        findings = [f for f in self.findings if f.status == status][: 2 if status == FAIL else 8] or self.findings[:1]
-        oracles = {self.oracle: sum(s in (PASS, FAIL) for s in self.statuses)} if self.statuses else {}
+        same = [f for f in self.findings if f.status == status]
+        if status == FAIL:  # two failures, the first of each oracle that failed first
+            firsts = [f for k, f in enumerate(same) if all(g.oracle != f.oracle for g in same[:k])]
+            same = (firsts + [f for f in same if f not in firsts])[:2]
+        findings = same[:8] or self.findings[:1]
+        oracles: dict[str, int] = {}
+        for s, oracle in zip(self.statuses, self.judged_by, strict=True):
+            oracles[oracle] = oracles.get(oracle, 0) + (s in (PASS, FAIL))
         return PropertyReport(self.name, status, self.examples, oracles, findings[:8])
 
 
@@ -378,10 +399,18 @@ class Checker:
         self.whole: dict[tuple[int, str], list[Judged]] = {}
         self.local: dict[tuple[int, str], list[Judged]] = {}
         """Each gradient's judgements over the cases: of the whole network's loss, and of its layer in place."""
+        self.pieces: list[composed.Piece] | None = None
+        self.composed: list[composed.Gradients | str] = []
+        """The torch composition's gradients per case, or why that case is not judged by it."""
+        self.composition: dict | None = None
 
     # -- driving ----------------------------------------------------------------------------------------------
     def report(self, progress: Progress | None = None) -> Report:
-        steps: list[tuple[str, Callable[[_Prop], None]]] = [("forward", self._forward), ("grad_input", self._input)]
+        steps: list[tuple[str, Callable[[_Prop], None]]] = [
+            ("forward", self._forward),
+            ("composition", self._composition),
+            ("grad_input", self._input),
+        ]
         for layer in self.info.layers:
             for p in layer.params:
                 steps.append((f"grad_{p}@{layer.index + 1}", lambda prop, i=layer.index, p=p: self._param(prop, i, p)))
@@ -393,9 +422,10 @@ class Checker:
         for name, step in steps:
             if progress:
                 progress(name, None)
-            prop = _Prop(name, oracle="structure" if name in ("forward", "sgd_order", "training") else "fd")
+            oracle = {"forward": "structure", "sgd_order": "structure", "training": "structure", "composition": "torch"}
+            prop = _Prop(name, oracle=oracle.get(name, "fd"))
             ended = self._guard(prop, step)
-            self.props.append(prop.report(must_judge=name != "forward"))
+            self.props.append(prop.report(must_judge=name not in ("forward", "composition")))
             if progress:
                 progress(name, self.props[-1])
             if ended:
@@ -462,6 +492,7 @@ class Checker:
                 return self.net.losses(x, y, self.info.loss, -1, "input", points)
 
             self._judged(prop, "dL/dx", self._judge(phi, x, run.returned[0]), k)
+            self._against_torch(prop, "dL/dx", k, run.returned[0], None)
 
     def _param(self, prop: _Prop, i: int, p: str) -> None:
         layer = self.info.layers[i]
@@ -475,18 +506,21 @@ class Checker:
             if not layer.gradient_of(p):
                 prop.add(
                     NOT_JUDGED,
-                    f"{layer.shown} takes no learning rate and keeps no gradient of {p} in an attribute (d{p}, "
-                    f"grad_{p}, {p}_grad, grads[{p!r}]): its gradient cannot be read",
+                    f"{layer.shown} takes no learning rate and keeps no gradient of {p} where one is looked for "
+                    f"({', '.join(gradient_spellings(p)[:5])}, ...): its gradient cannot be read",
                 )
                 continue
             judged = self._judge(phi, run.params[i][p], run.grads[i][p])
             self.whole.setdefault((i, p), []).append(judged)
             where = f" (read from self.{layer.grads[p]})" if p in layer.grads else ""
             self._judged(prop, f"dL/d{p} of {layer.shown}{where}", judged, k)
+            step = None if p in layer.grads else run.params[i][p]
+            self._against_torch(prop, f"dL/d{p} of {layer.shown}{where}", k, run.grads[i][p], (i, p), step)
 
     def _layer(self, prop: _Prop, i: int) -> None:
         layer = self.info.layers[i]
         wrong: list[tuple[str, Judged, int]] = []
+        twin_wrong: list[tuple[str, Comparison, int]] = []
         for k in range(len(self.cases)):
             run = self._run(k)
             prop.examples += 1
@@ -503,56 +537,106 @@ class Checker:
                 self._judged(prop, f"d/d{name}", judged, k, quiet=True)
                 if judged.status == FAIL:
                     wrong.append((name, judged, k))
-        if wrong and self.at_fault is None:
-            self._blame(prop, layer, wrong)
-        elif wrong:
-            gradients = ", ".join(sorted({f"d/d{n}" for n, _, _ in wrong}))
+            twin_wrong += self._twin(prop, layer, k, run)
+        if (wrong or twin_wrong) and self.at_fault is None:
+            self._blame(prop, layer, wrong, twin_wrong)
+        elif wrong or twin_wrong:
+            gradients = ", ".join(sorted({f"d/d{n}" for n, *_ in (*wrong, *twin_wrong)}))
             first = self.info.layers[self.at_fault["index"]].shown  # type: ignore[index]
             prop.add(
                 FAIL,
                 f"{layer.shown}: its backward disagrees too ({gradients}); the first from the loss down is {first}",
-                self._case(wrong[0][2]),
+                self._case((wrong or twin_wrong)[0][2]),
             )
         else:
             prop.add(PASS, f"{layer.shown}: its backward agrees with its forward at the activations it receives")
 
-    def _blame(self, prop: _Prop, layer: LayerInfo, wrong: list[tuple[str, Judged, int]]) -> None:
-        """The first layer from the loss down whose backward disagrees: named, with its worst entries."""
-        name, _, k = wrong[0]
-        run = self.runs[k]
-        i = layer.index
-        a, g = run.inputs[i], run.upstream[i]
-        point = a if name == "input" else run.params[i][name]
-        claimed = run.returned[i] if name == "input" else run.grads[i][name]
-
-        def phi(points):
-            return self.net.layer_losses(i, name, a, g, points)
-
-        entries = sample_entries(phi, point, claimed, self.rng)  # type: ignore[arg-type]
-        bad = [e for e in entries if e.error > e.tol]
-        gradients = ", ".join(
-            sorted({f"d/d{n}" + (f" (self.{layer.grads[n]})" if n in layer.grads else "") for n, _, _ in wrong})
-        )
-        message = (
-            f"layer at fault: {layer.shown}: its backward disagrees with its own forward at the activations it "
-            f"receives in the network ({gradients})"
-        )
-        if entries:
-            message += (
-                f"; d/d{name}: {len(bad)} of {len(entries)} sampled entries wrong, worst (index in the layer's own "
-                f"layout {tuple(point.shape)}): " + "; ".join(e.text() for e in (bad or entries)[:WORST])
+    def _twin(self, prop: _Prop, layer: LayerInfo, k: int, run: Run) -> list[tuple[str, Comparison, int]]:
+        """Layer i at case k against the torch twin of the reference kind it was identified as, at the input and
+        upstream gradient it received: a finding with oracle torch (a failure is quiet: the blame says it);
+        the gradients that disagree. Nothing when the composition is not built."""
+        if self.pieces is None:
+            return []
+        i, piece = layer.index, self.pieces[layer.index]
+        tol = composed.tolerances(run.outputs)
+        verdict = composed.judge_layer(piece, run.inputs[i], run.params[i], run.upstream[i], tol)
+        if isinstance(verdict, str):
+            prop.add(
+                NOT_JUDGED, f"not judged by its torch twin ({piece.shown}): {verdict}", self._case(k), oracle="torch"
             )
-        prop.findings.insert(0, Finding(prop.name, FAIL, message, "fd", self._case(k)))
+            return []
+        pairs = [("input", run.returned[i], verdict.input, None)] if run.returned[i] is not None else []
+        for p in layer.params:
+            if layer.gradient_of(p) and (0, p) in verdict.params:
+                step = None if p in layer.grads else run.params[i][p]
+                pairs.append((p, run.grads[i][p], verdict.params[(0, p)], step))
+        eps = float(np.finfo(composed.dtype_of(run.outputs)).eps)
+        wrong = []
+        for name, claimed, expected, step in pairs:
+            floor = None if step is None else 4 * eps * np.abs(step) / LR
+            result = compare(claimed, expected, tol.exact, floor=floor)
+            if not result.ok:
+                wrong.append((name, result, k))
+        if wrong:
+            prop.statuses.append(FAIL)
+            prop.judged_by.append("torch")
+        else:
+            said = ", ".join(f"d/d{name}" for name, *_ in pairs)
+            prop.add(PASS, f"{said} agree with its torch twin ({piece.shown})", self._case(k), oracle="torch")
+        return wrong
+
+    def _blame(
+        self,
+        prop: _Prop,
+        layer: LayerInfo,
+        wrong: list[tuple[str, Judged, int]],
+        twin_wrong: list[tuple[str, Comparison, int]],
+    ) -> None:
+        """The first layer from the loss down whose backward disagrees (with its own forward's differences, or
+        with the torch twin of the reference kind it computes): named, with its worst entries."""
+        i = layer.index
+        names = sorted({n for n, *_ in (*wrong, *twin_wrong)})
+        gradients = ", ".join(f"d/d{n}" + (f" (self.{layer.grads[n]})" if n in layer.grads else "") for n in names)
+        message = f"layer at fault: {layer.shown}: its backward disagrees "
+        message += "with its own forward" if wrong else "with the torch twin of the reference kind it computes"
+        message += f" at the activations it receives in the network ({gradients})"
+        self.at_fault = {"index": i, "number": i + 1, "name": layer.name, "gradients": names}
+        if wrong:
+            name, _, k = wrong[0]
+            run = self.runs[k]
+            a, g = run.inputs[i], run.upstream[i]
+            point = a if name == "input" else run.params[i][name]
+            claimed = run.returned[i] if name == "input" else run.grads[i][name]
+
+            def phi(points):
+                return self.net.layer_losses(i, name, a, g, points)
+
+            entries = sample_entries(phi, point, claimed, self.rng)  # type: ignore[arg-type]
+            bad = [e for e in entries if e.error > e.tol]
+            if entries:
+                message += (
+                    f"; d/d{name}: {len(bad)} of {len(entries)} sampled entries wrong, worst (index in the layer's "
+                    f"own layout {tuple(point.shape)}): " + "; ".join(e.text() for e in (bad or entries)[:WORST])
+                )
+            worst = [{"index": list(e.index), "layer": e.layer, "fd": e.fd} for e in (bad or entries)[:WORST]]
+            self.at_fault.update(sampled=len(entries), wrong=len(bad), worst=worst)
+        if twin_wrong:
+            name, result, k = twin_wrong[0]
+            assert self.pieces is not None
+            message += (
+                f"; its torch twin ({self.pieces[i].shown}) disagrees too: d/d{name} (index in the layer's own "
+                f"layout): {result.summary()}"
+                if wrong
+                else f"; {self.pieces[i].shown}: d/d{name} (index in the layer's own layout): {result.summary()}"
+            )
+            if not wrong:
+                worst = [{"index": list(result.worst_index or ()), "layer": result.worst_actual}]
+                worst[0]["torch"] = result.worst_expected
+                self.at_fault.update(sampled=result.total, wrong=result.mismatched, worst=worst)
+        k = (wrong or twin_wrong)[0][2]
+        prop.findings.insert(0, Finding(prop.name, FAIL, message, "fd" if wrong else "torch", self._case(k)))
         prop.statuses.append(FAIL)
-        self.at_fault = {
-            "index": i,
-            "number": i + 1,
-            "name": layer.name,
-            "gradients": sorted({n for n, _, _ in wrong}),
-            "sampled": len(entries),
-            "wrong": len(bad),
-            "worst": [{"index": list(e.index), "layer": e.layer, "fd": e.fd} for e in (bad or entries)[:WORST]],
-        }
+        prop.judged_by.append("fd" if wrong else "torch")
 
     def _update(self, prop: _Prop) -> None:
         """Every parameter's step is -lr times its verified gradient; at two learning rates the recovered
@@ -622,6 +706,85 @@ class Checker:
         else:
             prop.add(PASS, what)
 
+    def _composition(self, prop: _Prop) -> None:
+        """Identify every layer as a reference kind by its forward in every case; compose them in torch."""
+        prop.examples = len(self.cases)
+        ok, why = torch_oracle.available()
+        if not ok or self.info.model:
+            self.composition = {"built": False, "unidentified": None}
+            why = why if not ok else "a model object without a layers list is one block"
+            prop.add(SKIP, f"the torch composition is not built: {why}")
+            return
+        runs = [self._run(k) for k in range(len(self.cases))]
+        tol = composed.tolerances([a for r in runs for a in (*r.inputs, *r.outputs)])
+        pieces: list[composed.Piece] = []
+        for layer in self.info.layers:
+            i = layer.index
+            seen = [composed.Seen(r.inputs[i], r.outputs[i], r.params[i]) for r in runs]
+            found = composed.identify(i, seen, composed.suggested_kinds(layer.cls), tol)
+            if isinstance(found, composed.Unidentified):
+                self.composition = {"built": False, "unidentified": i}
+                prop.add(SKIP, f"the torch composition is not built: {self._unidentified(layer, found)}")
+                return
+            pieces.append(found)
+        self.pieces = pieces
+        shown = "; ".join(f"{la.shown} = {p.shown}" for la, p in zip(self.info.layers, pieces, strict=True))
+        for k, (x, y) in enumerate(self.cases):
+            self.composed.append(composed.judge_case(pieces, x, runs[k].params, y, self.info.loss, tol))
+        self.composition = {
+            "built": True,
+            "layers": [p.shown for p in pieces],
+            "judged": sum(not isinstance(c, str) for c in self.composed),
+        }
+        prop.add(PASS, f"each layer's forward is a reference kind's in every case: {shown}")
+
+    def _unidentified(self, layer: LayerInfo, found: composed.Unidentified) -> str:
+        tried = ", ".join(f"{kind} ({n} geometries)" for kind, n in found.tried.items())
+        said = f"; its class suggests {' or '.join(found.suggested)}" if found.suggested else ""
+        return (
+            f"{layer.shown}: its output is not that of any reference kind tried at the shapes and parameters it "
+            f"has ({tried}){said}; the gradients are judged by finite differences of the network alone"
+        )
+
+    def _against_torch(
+        self,
+        prop: _Prop,
+        what: str,
+        k: int,
+        claimed: np.ndarray,
+        key: tuple[int, str] | None,
+        step: np.ndarray | None = None,
+    ) -> None:
+        """The torch composition's verdict on one claimed gradient at case k (nothing when it is not built).
+        A gradient recovered from a step (``step``: the parameter before it) is allowed that step's rounding,
+        4 eps |theta| / lr."""
+        if self.pieces is None or k >= len(self.composed):
+            return
+        grads = self.composed[k]
+        if isinstance(grads, str):
+            prop.add(NOT_JUDGED, f"not judged by the torch composition: {what}: {grads}", self._case(k), oracle="torch")
+            return
+        expected = grads.input if key is None else grads.params[key]
+        dtype = composed.dtype_of(self.runs[k].outputs)
+        tol = composed.tolerances(self.runs[k].outputs)
+        floor = None if step is None else 4 * float(np.finfo(dtype).eps) * np.abs(step) / LR
+        result = compare(claimed, expected, tol.exact, floor=floor)
+        if result.ok:
+            prop.add(
+                PASS,
+                f"{what} agrees with the torch composition ({result.total} entries)",
+                self._case(k),
+                oracle="torch",
+            )
+        else:
+            prop.add(
+                FAIL,
+                f"{what} disagrees with the torch composition of the reference kinds (index in the layer's own layout "
+                f"{tuple(expected.shape)}): {result.summary()}",
+                self._case(k),
+                oracle="torch",
+            )
+
     # -- helpers --------------------------------------------------------------------------------------------------
     def _judge(self, phi: Scalar, point: np.ndarray, claimed: np.ndarray) -> Judged:
         return judge(phi, np.asarray(point, dtype=np.float64), np.asarray(claimed, dtype=np.float64), self.rng)
@@ -636,6 +799,7 @@ class Checker:
             )
             if quiet:
                 prop.statuses.append(FAIL)
+                prop.judged_by.append(prop.oracle)
                 return
         elif status == PASS:
             message = f"{what}: {len(judged.judged)} directions agree"
@@ -673,6 +837,7 @@ class Checker:
                 ],
                 "at_fault": fault,
                 "lr": LR,
+                "composition": self.composition,
             },
         }
         return Report(target=self.target, kind=NETWORK, properties=self.props, settings=settings)

@@ -176,7 +176,7 @@ def test_the_text_json_and_html_reports_take_the_nested_names():
     report = api.check_network(str(FIXTURES / "nested_net_buggy.py:build"), limits=Limits(seconds=3.0))
     assert report.failed_properties == ["grad_params['b']@3", "layer@3"]
     assert "FAIL         grad_params['b']@3" in report.render()
-    assert [p["property"] for p in json.loads(report.to_json())["properties"]][4:6] == [
+    assert [p["property"] for p in json.loads(report.to_json())["properties"]][5:7] == [
         "grad_params['W']@3",
         "grad_params['b']@3",
     ]

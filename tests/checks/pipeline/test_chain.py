@@ -4,6 +4,7 @@ whole-network check end to end (through the worker: the networks are written as 
 from __future__ import annotations
 
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -161,6 +162,44 @@ def frozen(): return net(FrozenBias)
 def ascends(): return net(Ascends)
 def raises(): return net(pool=Raises)
 def hangs(): return net(pool=Hangs)
+
+
+class Doubler:
+    # y = 2x: a fine layer, but none of the reference kinds
+
+    def forward(self, x):
+        return 2 * x
+
+    def backprop(self, d, lr):
+        return 2 * d
+
+
+def doubled(): return [Conv3x3(2), Doubler(), MaxPool2(), Softmax(4 * 4 * 2, 3)]
+
+
+class SlightlyOff(MaxPool2):
+    # every routed gradient 3e-7 too large: below what finite differences can tell, not below exact rounding
+    def backprop(self, d, lr):
+        return super().backprop(d, lr) * (1 + 3e-7)
+
+
+def slightly_off(): return net(pool=SlightlyOff)
+
+
+class KeepsNoGradient:
+    # backward(d) with no learning rate, and its weight's gradient kept nowhere
+    def __init__(self):
+        self.params = {"W": np.random.default_rng(0).standard_normal((4 * 4 * 2, 3)) / 10}
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.reshape(-1) @ self.params["W"]
+
+    def backward(self, d):
+        return (self.params["W"] @ d).reshape(self.shape)
+
+
+def no_gradient(): return [Conv3x3(2), MaxPool2(), KeepsNoGradient()]
 """
 
 
@@ -194,7 +233,7 @@ def test_the_seed_example_network_passes_every_property():
     assert report.passed, report.render()
     names = [p.property for p in report.properties]
     assert names == [
-        "forward", "grad_input", "grad_filters@1", "grad_biases@3", "grad_weights@3",
+        "forward", "composition", "grad_input", "grad_filters@1", "grad_biases@3", "grad_weights@3",
         "layer@3", "layer@2", "layer@1", "sgd_update", "sgd_order", "training",
     ]  # fmt: skip
     assert report.settings["network"]["loss"] == "nll"  # the last layer outputs probabilities
@@ -310,3 +349,80 @@ def test_a_wrong_weight_gradient_in_an_attribute_is_caught_and_its_layer_named()
     assert report.settings["network"]["at_fault"]["index"] == 0
     assert "layer at fault: layer 1 FirstImageConv (index 0)" in _text(report, "layer@1")
     assert "(d/dW (self.dW))" in _text(report, "layer@1")
+
+
+# -- the torch composition of the reference kinds ------------------------------------------------------------
+
+
+def _prop(report, name: str):
+    return next(p for p in report.properties if p.property == name)
+
+
+def test_the_seed_network_is_composed_from_reference_kinds_and_torch_judges_every_gradient():
+    report = _check(str(EXAMPLES / "net.py:build"))
+    assert _status(report, "composition") == PASS
+    assert report.settings["network"]["composition"]["layers"] == [
+        "conv 3x3, stride 1, padding 0, no bias; input HW, weight FHW, output HWC",
+        "maxpool 2x2, stride 2, padding 0; input HWC, output HWC",
+        "dense+softmax 1352 -> 10, bias; input one sample (13, 13, 8), weight DM, output D",
+    ]
+    for name in ("grad_input", "grad_filters@1", "grad_biases@3", "grad_weights@3"):
+        assert _prop(report, name).oracles == {"fd": 3, "torch": 3}
+
+
+def test_the_torch_composition_catches_the_wrong_pool_and_the_wrong_conv_gradient_on_its_own():
+    pool = _check(str(EXAMPLES / "net_buggy_pool.py:build"))
+    failed = [f for f in _prop(pool, "grad_input").findings if f.failed and f.oracle == "torch"]
+    assert failed and "disagrees with the torch composition" in failed[0].message
+    assert "(index in the layer's own layout (28, 28))" in failed[0].message
+    conv = _check(str(FIXTURES / "grads_net_buggy.py:build"))
+    assert any(f.failed and f.oracle == "torch" for f in _prop(conv, "grad_W@1").findings)
+    assert all(f.oracle == "torch" or not f.failed for f in _prop(conv, "grad_b@1").findings)
+    step = _check(str(EXAMPLES / "net_buggy_step.py:build"))
+    assert any(f.failed and f.oracle == "torch" for f in _prop(step, "grad_biases@3").findings)
+
+
+def test_a_layer_that_is_no_reference_kind_skips_the_composition_and_says_which(variants):
+    report = _check(f"{variants}:doubled")
+    assert report.passed, report.render()
+    assert _status(report, "composition") == "skip"
+    assert "layer 2 Doubler (index 1): its output is not that of any reference kind tried" in _text(
+        report, "composition"
+    )
+    assert _prop(report, "grad_input").oracles == {"fd": 3}  # judged, by finite differences alone
+    assert report.settings["network"]["composition"] == {"built": False, "unidentified": 1}
+
+
+def test_without_torch_the_composition_is_skipped_with_the_reason_and_fd_still_judges(monkeypatch):
+    from checks.oracles import torch_oracle
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    torch_oracle._torch.cache_clear()
+    try:
+        report = api.check_network(str(EXAMPLES / "net.py:build"), limits=Limits(seconds=3.0))
+    finally:
+        torch_oracle._torch.cache_clear()
+    assert report.passed, report.render()
+    assert _status(report, "composition") == "skip" and "torch is not importable" in _text(report, "composition")
+    assert _prop(report, "grad_input").oracles == {"fd": 3}
+    assert report.settings["network"]["composition"] == {"built": False, "unidentified": None}
+
+
+def test_an_error_below_what_differences_can_tell_is_caught_by_the_twin_and_its_layer_named(variants):
+    report = _check(f"{variants}:slightly_off")
+    assert all(f.oracle == "torch" for f in _prop(report, "grad_input").findings if f.failed)
+    assert _status(report, "grad_input") == FAIL and _status(report, "layer@2") == FAIL
+    assert _status(report, "layer@3") == PASS and _status(report, "layer@1") == PASS
+    text = _text(report, "layer@2")
+    assert "layer at fault: layer 2 SlightlyOff (index 1): its backward disagrees with the torch twin" in text
+    assert "maxpool 2x2, stride 2, padding 0; input HWC, output HWC: d/dinput" in text
+    at_fault = report.settings["network"]["at_fault"]
+    assert at_fault["number"] == 2 and at_fault["gradients"] == ["input"] and "torch" in at_fault["worst"][0]
+
+
+def test_a_gradient_kept_nowhere_is_not_judged_and_the_places_looked_at_are_named(variants):
+    report = _check(f"{variants}:no_gradient")
+    assert _status(report, "grad_params['W']@3") == NOT_JUDGED and not report.passed
+    text = _text(report, "grad_params['W']@3")
+    assert "layer 3 KeepsNoGradient (index 2) takes no learning rate and keeps no gradient of params['W']" in text
+    assert "(grads['W'], gradients['W'], dparams['W']" in text
