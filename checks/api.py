@@ -34,8 +34,9 @@ CAUSES = {c.value for c in Cause}
 
 
 def property_names(spec: LayerSpec | Declaration) -> list[str]:
-    """The properties that apply: no grad_input for a layer declared not to return it."""
-    names = ["input", *spec.params] if spec.returns_input_grad else list(spec.params)
+    """The properties that apply: no grad_input for a layer declared not to return it (a function layer of several
+    inputs: a grad_<name> for each of them)."""
+    names = [*spec.inputs, *spec.params] if spec.returns_input_grad else list(spec.params)
     return properties.property_names(names)
 
 

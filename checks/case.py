@@ -15,7 +15,8 @@ from checks.geometry import Geometry
 
 @dataclass(frozen=True)
 class Case:
-    """kind: a layer kind (checks.kinds.NAMES); inputs: "input" plus parameter names (canonical layout, one dtype);
+    """kind: a layer kind (checks.kinds.NAMES); inputs: "input" (a function layer: each of its inputs by name) plus
+    parameter names (canonical layout, one dtype);
     upstream: G with shape geometry.output_shape (a 0-d array for losses); labels: class indices
     for losses (N,), else None; mode: how the values were drawn (e.g. "separated", "ties")."""
 
@@ -29,7 +30,8 @@ class Case:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.inputs["input"].dtype
+        # every array has the one dtype; a function layer of several inputs may have no array named "input"
+        return (self.inputs["input"] if "input" in self.inputs else next(iter(self.inputs.values()))).dtype
 
     def describe(self) -> str:
         """One line: kind, geometry and the shapes involved (used in every failure message)."""

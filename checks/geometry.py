@@ -280,15 +280,35 @@ class NetworkGeometry(NamedTuple):
 class FunctionGeometry(NamedTuple):
     """A layer of any computation (the ``function`` kind) at the shapes its LayerSpec declares: nothing is drawn,
     the batch included. ``params``: (name, shape) pairs in the declaration's order (pairs, not a dict, so the
-    geometry stays a hashable NamedTuple and crosses to the worker as JSON)."""
+    geometry stays a hashable NamedTuple and crosses to the worker as JSON).
+
+    | layer | ``input`` | ``inputs`` |
+    |---|---|---|
+    | forward(x), the one input "input" (today's) | x's shape | ``()`` |
+    | forward(a, b, ...) (``LayerSpec(inputs=...)``) | the first input's shape | every (name, shape) pair, in order |
+    """
 
     input: tuple[int, ...]
     output: tuple[int, ...]
     params: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def __repr__(self) -> str:
+        # a one-input layer's geometry reads as it always did (reports, reproduction snippets)
+        extra = f", inputs={self.inputs!r}" if self.inputs else ""
+        return f"FunctionGeometry(input={self.input!r}, output={self.output!r}, params={self.params!r}{extra})"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape of the (first) input."""
         return tuple(self.input)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every input forward takes, name -> shape, in the order it takes them."""
+        if not self.inputs:
+            return {"input": tuple(self.input)}
+        return {str(name): tuple(shape) for name, shape in self.inputs}
 
     @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -5,16 +5,19 @@ their gradients live, and what it supports. ``ClassSubject`` then, per call:
 
 forward(inputs):  build once; if the parameters do not exist yet (lazy layers), run one forward to
                   create them; install the case's parameters in the user's layout; call forward on
-                  the input in the user's layout; map the output back to canonical.
+                  the input in the user's layout (a function layer of several inputs: forward(a, b, ...)
+                  in the order ``LayerSpec.inputs`` names them); map the output back to canonical.
 backward(G):      map G to the user's output layout; reset accumulated gradients; stand a recording
-                  optimizer in if the layer hands gradients to one; call backward; read dL/dX and
-                  the parameter gradients from wherever they live (attributes, the return value, the
-                  optimizer, or the parameter change of an SGD step: g = (W_before - W_after) / lr);
+                  optimizer in if the layer hands gradients to one; call backward; read dL/dX (several
+                  inputs: the tuple (dA, dB, ...) in forward's order) and the parameter gradients from
+                  wherever they live (attributes, the return value, the optimizer, or the parameter
+                  change of an SGD step: g = (W_before - W_after) / lr);
                   restore the parameters, so backward is a pure function of the last forward.
 """
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,14 +137,19 @@ class LayerSpec:
     adapted: str = ""
     shapes: Mapping[str, tuple[int, ...]] | None = None
     reference: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
-    """A function layer's own reference forward, fn({"input": X, <param>: ...}) -> Z in NumPy: judges ``forward``
-    only (it runs in the worker, like the layer: it is the user's code)."""
+    """A function layer's own reference forward, fn({"input": X, <param>: ...}) -> Z in NumPy (a layer of several
+    inputs: each input by its name): judges ``forward`` only (it runs in the worker, like the layer: it is the
+    user's code)."""
+    inputs: tuple[str, ...] = ("input",)
+    """A function layer's inputs by name, in the order forward takes them: forward(a, b) -> Z and backward(G) ->
+    (dA, dB) in that order (one input: dX itself); each needs its shape in ``shapes``. Other kinds: one "input"."""
 
     def __post_init__(self) -> None:
         if self.gradients not in GRADIENT_SOURCES:
             raise ValueError(f"gradients={self.gradients!r}; expected one of {GRADIENT_SOURCES}")
         _require_params(self.kind, self.params)
-        self.shapes = _require_shapes(self.kind, self.shapes, self.params)
+        self.inputs = _require_inputs(self.kind, self.inputs, self.params)
+        self.shapes = _require_shapes(self.kind, self.shapes, self.params, self.inputs)
         if self.reference is not None and (self.shapes is None or not callable(self.reference)):
             what = "a function fn(inputs) -> Z" if self.shapes is not None else f"not for a {self.kind!r} layer"
             raise ValueError(f"reference= is {what} (a built-in kind is judged against its own reference)")
@@ -175,6 +183,7 @@ class LayerSpec:
             adapted=self.adapted,
             shapes=self.shapes,
             reference=self.reference is not None,
+            inputs=self.inputs,
         )
 
 
@@ -197,6 +206,8 @@ class Declaration:
     shapes: Mapping[str, tuple[int, ...]] | None = None
     reference: bool = False
     """Whether the layer declared its own reference forward (``LayerSpec.reference``; the worker holds it)."""
+    inputs: tuple[str, ...] = ("input",)
+    """The inputs forward takes, by name and in its order (``LayerSpec.inputs``)."""
 
     @property
     def out_layout(self) -> str:
@@ -215,6 +226,7 @@ class Declaration:
             "adapted": self.adapted,
             "shapes": None if self.shapes is None else {k: list(v) for k, v in self.shapes.items()},
             "reference": self.reference,
+            "inputs": list(self.inputs),
         }
 
     @classmethod
@@ -231,6 +243,7 @@ class Declaration:
                 raise ValueError(f"layout {layout!r}")
         params = {}
         _require_params(data["kind"], dict(data["params"]))
+        inputs = _require_inputs(data["kind"], data["inputs"], dict(data["params"]))
         for name, value in dict(data["params"]).items():
             attr, layout, grad = value
             if layout is not None and layout not in layouts.WEIGHT_LAYOUTS:
@@ -256,8 +269,9 @@ class Declaration:
             _string(data["name"]),
             origin,
             _line(data["adapted"]),
-            _require_shapes(data["kind"], data["shapes"], params),
+            _require_shapes(data["kind"], data["shapes"], params, inputs),
             _reference(data["reference"], data["shapes"]),
+            inputs,
         )
 
 
@@ -303,19 +317,46 @@ def _require_params(kind: str, params: Mapping[str, object]) -> None:
         raise ValueError(f"a {kind!r} layer {may}; params names {unknown}")
 
 
+def _require_inputs(kind: str, inputs: object, params: Mapping[str, object]) -> tuple[str, ...]:
+    """The names of the inputs forward takes, in its order, as a tuple: for a kind that declares its shapes
+    (checks.kinds.DECLARED_SHAPES) one or more distinct Python identifiers, none of them "output" or a parameter's
+    name; every other kind takes the one input "input". ValueError naming what to change otherwise."""
+    from checks.kinds import declares_shapes
+
+    if isinstance(inputs, str) or not isinstance(inputs, (tuple, list)) or not inputs:
+        raise ValueError(f"inputs={inputs!r}: name forward's arguments in its order, e.g. inputs=('a', 'b')")
+    names = tuple(inputs)
+    if not declares_shapes(kind):
+        if names != ("input",):
+            raise ValueError(f"inputs= is for a 'function' layer; a {kind!r} layer takes one input: drop inputs=")
+        return names
+    bad = [n for n in names if not isinstance(n, str) or not n.isidentifier() or keyword.iskeyword(n)]
+    if bad:
+        raise ValueError(f"inputs names {bad[0]!r}, not a Python identifier: name each input like forward's argument")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"inputs names {twice[0]!r} twice: each input needs a name of its own")
+    taken = [n for n in names if n == "output" or n in params]
+    if taken:
+        what = "the output's name in shapes=" if taken[0] == "output" else "also a parameter's name (params=)"
+        raise ValueError(f"inputs names {taken[0]!r}, which is {what}: rename the input")
+    return names
+
+
 def _require_shapes(
-    kind: str, shapes: Mapping[str, object] | None, params: Mapping[str, object]
+    kind: str, shapes: Mapping[str, object] | None, params: Mapping[str, object], inputs: tuple[str, ...] = ("input",)
 ) -> dict[str, tuple[int, ...]] | None:
     """The declared shapes as {array: tuple of ints}, for a kind that declares them (checks.kinds.DECLARED_SHAPES):
-    "input", "output" and exactly the declared parameters, every size a positive int (the output may be 0-d);
-    ValueError naming what to write otherwise. None for a kind whose shapes are drawn (which may not declare any)."""
+    every input (``inputs``), "output" and exactly the declared parameters, every size a positive int (the output may
+    be 0-d); ValueError naming what to write otherwise. None for a kind whose shapes are drawn (which may not declare
+    any)."""
     from checks.kinds import declares_shapes
 
     if not declares_shapes(kind):
         if shapes is not None:
             raise ValueError(f"a {kind!r} layer's shapes are drawn, not declared; drop shapes=")
         return None
-    wanted = ["input", "output", *params]
+    wanted = [*inputs, "output", *params]
     example = ", ".join(f"{n!r}: (...)" for n in wanted)
     if not isinstance(shapes, Mapping) or set(shapes) != set(wanted):
         got = "nothing" if shapes is None else sorted(map(str, shapes)) if isinstance(shapes, Mapping) else shapes
@@ -485,15 +526,18 @@ class ClassSubject:
         return fn(*args)
 
     def forward(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        x = layouts.to_user(inputs["input"], self.spec.input_layout).astype(self.case.dtype, copy=False)
+        # forward(x), or a function layer's forward(a, b, ...) in the order its spec names them (spec.inputs)
+        names = self.spec.inputs
+        xs = [layouts.to_user(inputs[n], self.spec.input_layout).astype(self.case.dtype, copy=False) for n in names]
         if any(not paths.exists(self.layer, p.attr) for p in self.spec.params.values()):
-            self._call(self.spec.forward_method, x.copy())  # a lazy layer creates its parameters now
+            self._call(self.spec.forward_method, *(x.copy() for x in xs))  # a lazy layer creates its parameters now
         self._install(inputs)
-        before = x.copy()
+        befores = [x.copy() for x in xs]
         # a loss is called forward(scores, labels): the case's labels are the second argument
         labels = () if self.case.labels is None else (np.array(self.case.labels, copy=True),)
-        y = self._call(self.spec.forward_method, x, *labels)
-        _mirror_writes(x, before, inputs["input"], self.spec.input_layout)
+        y = self._call(self.spec.forward_method, *xs, *labels)
+        for name, x, before in zip(names, xs, befores, strict=True):
+            _mirror_writes(x, before, inputs[name], self.spec.input_layout)
         return self._canonical(y, self.spec.out_layout, self.case.geometry.output_shape, "forward", "output")
 
     @property
@@ -605,20 +649,52 @@ class ClassSubject:
         else:
             raw = self._sgd_gradients(before)
         self.raw = {name: _array_or_none(value) for name, value in raw.items()}
-        if spec.returns_input_grad:
-            self.raw["input"] = _array_or_none(dx)
+        if spec.returns_input_grad and len(spec.inputs) > 1:
+            grads.update(self._input_grads(dx))
+        elif spec.returns_input_grad:
+            self.raw[spec.inputs[0]] = _array_or_none(dx)
         # A gradient that cannot be read is reported against that gradient alone (as a LayerFault
         # value), so a layer whose backward returns None can still be judged on its weights.
-        if spec.returns_input_grad:
-            grads["input"] = _or_fault(
-                lambda: self._canonical(
-                    dx, spec.input_layout, self.case.geometry.input_shape, "backward", "input gradient"
-                )
-            )
+        if spec.returns_input_grad and len(spec.inputs) == 1:
+            name = spec.inputs[0]
+            shape = self.case.geometry.input_shape if name == "input" else self.case.inputs[name].shape
+            grads[name] = _or_fault(lambda: self._canonical(dx, spec.input_layout, shape, "backward", "input gradient"))
         for name in spec.params:
             if name in self.case.inputs:
                 grads[name] = _or_fault(lambda name=name: self._to_canonical_grad(name, raw.get(name)))
         return grads
+
+    def _input_grads(self, returned: object) -> dict[str, np.ndarray | LayerFault]:
+        """The input gradients of a layer of several inputs: backward returns (dA, dB, ...) in the order forward
+        takes (A, B, ...). Anything else (one array, a tuple of another length) is a fault of every input's
+        gradient, saying what came back; a gradient of another input's shape says whose shape it has."""
+        names = self.spec.inputs
+        order = f"({', '.join('d' + n for n in names)})"
+        if not isinstance(returned, (tuple, list)) or len(returned) != len(names):
+            detail = (
+                f"returned {_describe(returned)}; a layer of {len(names)} inputs returns their gradients as a tuple "
+                f"{order}, in the order forward takes them"
+            )
+            fault = LayerFault("backward", detail, self.shapes, cause=Cause.TYPE)
+            return dict.fromkeys(names, fault)
+        out: dict[str, np.ndarray | LayerFault] = {}
+        for name, value in zip(names, returned, strict=True):
+            self.raw[name] = _array_or_none(value)
+            out[name] = _or_fault(lambda name=name, value=value: self._input_grad(name, value, order))
+        return out
+
+    def _input_grad(self, name: str, value: object, order: str) -> np.ndarray:
+        """Input ``name``'s gradient as returned, checked like dX (an array of its declared shape)."""
+        expected = self.case.inputs[name].shape
+        shape = value.shape if isinstance(value, np.ndarray) else None
+        whose = [n for n in self.spec.inputs if n != name and self.case.inputs[n].shape == shape]
+        if shape is not None and shape != expected and whose:  # shown: it has exactly that other input's shape
+            detail = (
+                f"gradient for {name!r} has shape {shape}, expected {expected}; that is the shape of {whose[0]!r}: "
+                f"backward returns {order} in the order forward takes the inputs"
+            )
+            raise LayerFault("backward", detail, self.shapes, cause=Cause.SHAPE, actual_shape=shape)
+        return self._canonical(value, self.spec.input_layout, expected, "backward", f"gradient for {name!r}")
 
     def _sgd_gradients(self, before: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """g = (W_before - W_after) / lr, from the step the layer took inside backward (with the lr it was

@@ -382,9 +382,15 @@ def case_from(body: Mapping[str, Any], arrays: Mapping[str, Any]) -> Any:
 
     spec = body["geometry"]
     cls = getattr(geometries, spec["type"])
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["fields"].items()}
+    fields = {k: _tupled(v) for k, v in spec["fields"].items()}
     inputs = {k[len("input:") :]: v for k, v in arrays.items() if k.startswith("input:")}
     return Case(body["kind"], cls(**fields), inputs, arrays["upstream"], arrays.get("labels"), body.get("mode", ""))
+
+
+def _tupled(value: Any) -> Any:
+    """A geometry field from JSON with its lists (nested ones too: a function layer's (name, shape) pairs) as
+    tuples, as the geometry held them: hashable again."""
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
 
 
 def main(argv: list[str]) -> int:

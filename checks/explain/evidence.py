@@ -132,7 +132,8 @@ class Evidence:
 
     @property
     def batch(self) -> int:
-        return int(self.case.inputs["input"].shape[0])
+        # a function layer of several inputs has no one batch axis: 1 claims no batch-size multiple
+        return int(self.case.inputs["input"].shape[0]) if "input" in self.case.inputs else 1
 
     @property
     def agrees(self) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from checks import kinds
 from checks.adapt import layouts, targets
 from checks.adapt.adapters import LayerSpec
 from checks.case import Case
@@ -102,7 +103,7 @@ def as_case(case: Case | Mapping) -> Case:
         case["kind"],
         case["geometry"],
         inputs,
-        np.asarray(case["upstream"], dtype=inputs["input"].dtype),
+        np.asarray(case["upstream"], dtype=next(iter(inputs.values())).dtype),  # the one dtype of every array
         None if labels is None else np.asarray(labels),
         case.get("mode", "separated"),
     )
@@ -128,9 +129,12 @@ def reproduce(
         spec = replace(target, **dict(options)) if options else target
     else:
         spec = targets.load(target, kind=kind, preset=preset, overrides=options)
-    trial = Trial(case, spec.subject, Options(oracles=("torch",)))
-    in_layout = layout_of(spec, case.kind, "input", case.inputs["input"].ndim)
-    out(f"input as your layer receives it (layout {in_layout.name}):\n{in_layout.to_user(case.inputs['input'])}")
+    # a kind with no reference (function) has no exact oracle: its differences judge, as in the check itself
+    oracles = ("fd",) if kinds.get(case.kind).blind_fd is not None else ("torch",)
+    trial = Trial(case, spec.subject, Options(oracles=oracles))
+    for name in getattr(spec, "inputs", ("input",)):  # a function layer of several inputs: each, in forward's order
+        in_layout = layout_of(spec, case.kind, "input", case.inputs[name].ndim)
+        out(f"{name} as your layer receives it (layout {in_layout.name}):\n{in_layout.to_user(case.inputs[name])}")
     out(f"dL/dout given to backward (layout {spec.out_layout}):\n{layouts.to_user(case.upstream, spec.out_layout)}")
     correct, source = expected_grads(trial)
     results: dict[str, dict[str, object]] = {}

@@ -185,7 +185,7 @@ class Kind:
       norm); None where rounding dominates it.
     - own_output: how a kind whose output rests on the layer's own hidden choice (dropout's mask) is judged from
       the layer's output (OwnOutput); None for every kind our twins compute in full.
-    - declared(shapes, params) -> geometry: the one geometry of a kind whose shapes the LayerSpec declares
+    - declared(shapes, params, inputs) -> geometry: the one geometry of a kind whose shapes the LayerSpec declares
       (``function``); None for kinds whose geometries are drawn.
     - blind_fd(loss, inputs, name, tol, dtype, rng) -> FDGradient | FDDirectional: finite differences for a kind
       whose kinks are invisible to us (no reference, so no kink sites): an entry or direction is trusted only

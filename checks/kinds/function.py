@@ -1,10 +1,12 @@
 """function: a layer of ANY differentiable computation the user declares, Z = f(X, params...), judged with no
-reference at all: the only gradient oracle is finite differences of the layer's own forward.
+reference at all: the only gradient oracle is finite differences of the layer's own forward. Several inputs,
+Z = f(A, B, ..., params...) (a gated product, a residual add, scores Q K^T), are judged input by input the same way.
 
 | what | how it is judged |
 |---|---|
 | shapes | declared in the LayerSpec (``shapes={"input": ..., "output": ..., <param>: ...}``), never drawn |
-| parameters | whatever the LayerSpec names (``params``), drawn like any kind's weights |
+| inputs | named in the LayerSpec (``inputs=("a", "b")``; default ``("input",)``): forward(a, b), backward -> (dA, dB) |
+| parameters | whatever the LayerSpec names (``params``), drawn like any kind's weights; every input in the value mode |
 | ``forward`` | shape, dtype and finiteness only: with no reference, its values are not judged (said in the report) |
 | ``grad_<name>`` | central differences of L = sum(Z * G) through the layer's own forward, kink-guarded (below) |
 | ``oracle_agreement`` | skipped: there is one oracle |
@@ -25,7 +27,7 @@ finite differences are the gradient; the others are "not judged", never failed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from hypothesis import strategies as st
@@ -45,10 +47,14 @@ GUARD = 4.0
 """The kink tests must hold within 1/GUARD of the comparison's own allowance (see the module docstring)."""
 
 
-def declared(shapes: Mapping[str, tuple[int, ...]], params: Mapping[str, object]) -> FunctionGeometry:
-    """The one geometry of a declared layer: its input, output and parameter shapes as written."""
+def declared(
+    shapes: Mapping[str, tuple[int, ...]], params: Mapping[str, object], inputs: Sequence[str] = ("input",)
+) -> FunctionGeometry:
+    """The one geometry of a declared layer: its inputs (in the order forward takes them), output and parameter
+    shapes as written. A layer of the one input "input" keeps ``inputs=()`` (see FunctionGeometry)."""
     pairs = tuple((name, tuple(shapes[name])) for name in params)
-    return FunctionGeometry(tuple(shapes["input"]), tuple(shapes["output"]), pairs)
+    named = () if tuple(inputs) == ("input",) else tuple((name, tuple(shapes[name])) for name in inputs)
+    return FunctionGeometry(tuple(shapes[inputs[0]]), tuple(shapes["output"]), pairs, named)
 
 
 def function_geometries() -> st.SearchStrategy[FunctionGeometry]:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from checks import kinds
 from checks.case import Case
-from checks.geometry import Geometry, LossGeometry, NetworkGeometry
+from checks.geometry import FunctionGeometry, Geometry, LossGeometry, NetworkGeometry
 from checks.strategies._values import check_mode, float_dtype, labels, parameters, upstream, values
 
 
@@ -28,8 +28,9 @@ def cases(
       ``st.sampled_from(["separated", "ties"])``), default ``"separated"``; recorded in ``Case.mode``.
     - ``dtype``: float32 or float64 for every array, default float64.
 
-    inputs: "input" of geometry.input_shape in ``mode``, plus one array per ``geometry.param_shapes``
-    entry ("weight", "bias"; "conv1.weight", ... for the network), never zero, |w| in [0.1, 1].
+    inputs: "input" of geometry.input_shape in ``mode`` (a FunctionGeometry: each of its ``input_shapes``), plus
+    one array per ``geometry.param_shapes`` entry ("weight", "bias"; "conv1.weight", ... for the network), never
+    zero, |w| in [0.1, 1].
     upstream: G of geometry.output_shape (0-d for "softmax_ce" and "network"), nonzero, distinct
     entries, |g| in [0.1, 2]. labels: int64 (N,) in [0, classes) for "softmax_ce" and "network".
 
@@ -69,7 +70,9 @@ def _case(
             f"(use {default}())"
         )
     mode = check_mode(draw(modes))
-    inputs = {"input": draw(values(geometry.input_shape, dtype, mode))}
+    # a function layer of several inputs draws each in the mode (so ties and zeros also meet across inputs)
+    shapes = geometry.input_shapes if isinstance(geometry, FunctionGeometry) else {"input": geometry.input_shape}
+    inputs = {name: draw(values(shape, dtype, mode)) for name, shape in shapes.items()}
     for name, shape in geometry.param_shapes.items():
         inputs[name] = draw(parameters(shape, dtype))
     g = draw(upstream(geometry.output_shape, dtype))

@@ -106,7 +106,7 @@ def geometries(spec) -> st.SearchStrategy:
     corner where the classic bugs show (see ``corner``); SupportsError when there are none."""
     kind = kinds.get(spec.kind)
     if kind.declared is not None:  # shapes the spec declares (a layer of any computation): the one geometry
-        return st.just(kind.declared(spec.shapes, spec.params))
+        return st.just(kind.declared(spec.shapes, spec.params, spec.inputs))
     if kind.user_geometries is None:
         raise ValueError(f"no user-layer checks for kind {spec.kind!r}")
     s = supports(spec)
