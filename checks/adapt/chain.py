@@ -53,7 +53,10 @@ LOSSES = ("softmax_ce", "nll")
 BUILD_NAMES = ("build", "network", "model", "layers", "net")
 """What a target without a name may be called in the module, in this order."""
 LR_ATTRIBUTES = ("lr", "learning_rate", "alpha")
-"""Where a layer whose backward takes no learning rate keeps it."""
+"""Where a layer whose backward takes no learning rate keeps it (or the optimizer it hands its gradients to)."""
+OPTIMIZER_ATTRIBUTES = ("optimizer", "optim", "opt", "solver")
+"""Where a layer keeps the optimizer whose step backward takes (``self.optimizer.update(self.W, dW)``): its
+learning rate is then ``self.optimizer.lr`` (a spelling of the field form), set and restored like ``self.lr``."""
 PROBE_NUDGE = 1e-3
 """How far a parameter backward never moves is nudged to see whether the forward reads it."""
 METHOD_NAMES: dict[str, tuple[str, ...]] = {
@@ -509,10 +512,15 @@ def adapt_layer(obj: Any, index: int, methods: Methods | None = None, source: st
         lr_argument = presets.learning_rate_parameter(cls, backward, "d", presets.SEED_LR_ARGUMENTS)
     except presets.AdaptError as exc:
         raise NetworkError(f"{shown}: {exc}") from None
-    lr_attribute = None
-    if lr_argument is None:
-        lr_attribute = next((a for a in LR_ATTRIBUTES if _number(getattr(obj, a, None)) is not None), None)
+    lr_attribute = None if lr_argument is not None else learning_rate_at(obj)
     return Layer(obj, index, forward, backward, lr_argument, lr_attribute)
+
+
+def learning_rate_at(obj: Any) -> str | None:
+    """Where a layer whose backward takes no learning rate keeps one: ``lr`` (LR_ATTRIBUTES) on the layer, else on
+    the optimizer it holds (OPTIMIZER_ATTRIBUTES: ``optimizer.lr``); None when it keeps none (no step taken)."""
+    spellings = [*LR_ATTRIBUTES, *(f"{o}.{a}" for o in OPTIMIZER_ATTRIBUTES for a in LR_ATTRIBUTES)]
+    return next((s for s in spellings if _number(read_at(obj, s)) is not None), None)
 
 
 def _number(value: Any) -> float | None:
@@ -575,10 +583,10 @@ class Calls:
         obj, shapes = layer.obj, f"input {tuple(a.shape)}, upstream {tuple(g.shape)}"
         live = {p: parameter(layer, p, "backward") for p in layer.params}
         before = {p: np.array(v, dtype=np.float64, copy=True) for p, v in live.items()}
-        saved_lr = getattr(obj, layer.lr_attribute) if layer.lr_attribute else None
+        saved_lr = read_at(obj, layer.lr_attribute) if layer.lr_attribute else None
         try:
             if layer.lr_attribute:
-                setattr(obj, layer.lr_attribute, lr)
+                write_at(obj, layer.lr_attribute, lr)
             args = (g.copy(), lr) if layer.lr_argument else (g.copy(),)
             if layer.grads and callable(getattr(obj, "zero_grad", None)):  # a layer that accumulates its gradients
                 self.guarded("backward", obj.zero_grad, shapes=shapes)
@@ -608,7 +616,7 @@ class Calls:
             if restore:
                 self.put_back(layer, live, before)
             if layer.lr_attribute:
-                setattr(obj, layer.lr_attribute, saved_lr)
+                write_at(obj, layer.lr_attribute, saved_lr)
         self.tick()
         return dx, grads, moved
 
@@ -827,6 +835,8 @@ def find_parameters(calls: Calls, inputs: list[np.ndarray], lr: float, loss: str
                 kept.append(p)
         layer.params = kept
         layer.grads = {p: s for p, s in layer.grads.items() if p in kept}
+        if not kept:  # nothing to step: a number named like a learning rate is the layer's own (a leaky slope alpha)
+            layer.lr_attribute = None
     return fault
 
 

@@ -426,3 +426,22 @@ def test_a_gradient_kept_nowhere_is_not_judged_and_the_places_looked_at_are_name
     text = _text(report, "grad_params['W']@3")
     assert "layer 3 KeepsNoGradient (index 2) takes no learning rate and keeps no gradient of params['W']" in text
     assert "(grads['W'], gradients['W'], dparams['W']" in text
+
+
+# -- a step taken by an optimizer the layer holds --------------------------------------------------------------
+
+
+def test_a_step_taken_through_the_layers_optimizer_is_checked_at_the_optimizers_learning_rate():
+    report = _check(str(FIXTURES / "optimizer_net.py:build"))
+    assert report.passed, report.render()
+    calls = [la["calls"] for la in report.settings["network"]["layers"]]
+    assert calls[0] == calls[2] == "forward(x), backward(d) with self.optimizer.lr"
+    assert calls[1] == "forward(x), backward(d), no learning rate"  # its alpha is a slope, not a learning rate
+    assert [_status(report, p) for p in ("sgd_update", "sgd_order", "training")] == [PASS] * 3
+
+
+def test_an_optimizer_that_climbs_is_named_per_parameter_and_training_fails():
+    report = _check(str(FIXTURES / "optimizer_net_buggy.py:build"))
+    update = " ".join(f.message for p in report.properties if p.property == "sgd_update" for f in p.findings)
+    assert "`W` of layer 1 Affine (index 0): wrong sign" in update and "`b` of layer 1 Affine (index 0)" in update
+    assert _status(report, "training") == FAIL and _status(report, "grad_input") == PASS
