@@ -678,17 +678,22 @@ class ClassSubject:
             fault = LayerFault("backward", detail, self.shapes, cause=Cause.TYPE)
             return dict.fromkeys(names, fault)
         out: dict[str, np.ndarray | LayerFault] = {}
+        # the order is blamed only when the returned shapes are the inputs' shapes in another order
+        got = [getattr(v, "shape", None) for v in returned]
+        wanted = [self.case.inputs[n].shape for n in names]
+        reordered = got != wanted and sorted(map(str, got)) == sorted(map(str, wanted))
         for name, value in zip(names, returned, strict=True):
             self.raw[name] = _array_or_none(value)
-            out[name] = _or_fault(lambda name=name, value=value: self._input_grad(name, value, order))
+            out[name] = _or_fault(lambda name=name, value=value: self._input_grad(name, value, order, reordered))
         return out
 
-    def _input_grad(self, name: str, value: object, order: str) -> np.ndarray:
-        """Input ``name``'s gradient as returned, checked like dX (an array of its declared shape)."""
+    def _input_grad(self, name: str, value: object, order: str, reordered: bool = False) -> np.ndarray:
+        """Input ``name``'s gradient as returned, checked like dX (an array of its declared shape); ``reordered``:
+        the returned shapes are the inputs' in another order, so a shape that is another input's names it."""
         expected = self.case.inputs[name].shape
         shape = value.shape if isinstance(value, np.ndarray) else None
         whose = [n for n in self.spec.inputs if n != name and self.case.inputs[n].shape == shape]
-        if shape is not None and shape != expected and whose:  # shown: it has exactly that other input's shape
+        if reordered and shape is not None and shape != expected and whose:  # shown: another input's shape
             detail = (
                 f"gradient for {name!r} has shape {shape}, expected {expected}; that is the shape of {whose[0]!r}: "
                 f"backward returns {order} in the order forward takes the inputs"

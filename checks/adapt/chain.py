@@ -217,6 +217,7 @@ class Layer:
             "calls": f"{self.forward}(x), {how}",
             "params": params,
             "grads": dict(self.grads),
+            "dtypes": {p: np.asarray(read_at(self.obj, p)).dtype.name for p in self.params},
             "cls": class_data(type(self.obj)),
         }
 
@@ -519,7 +520,9 @@ def adapt_layer(obj: Any, index: int, methods: Methods | None = None, source: st
 def learning_rate_at(obj: Any) -> str | None:
     """Where a layer whose backward takes no learning rate keeps one: ``lr`` (LR_ATTRIBUTES) on the layer, else on
     the optimizer it holds (OPTIMIZER_ATTRIBUTES: ``optimizer.lr``); None when it keeps none (no step taken)."""
-    spellings = [*LR_ATTRIBUTES, *(f"{o}.{a}" for o in OPTIMIZER_ATTRIBUTES for a in LR_ATTRIBUTES)]
+    # a bare alpha last: a layer may call its L2 strength or slope alpha while its optimizer holds the rate
+    own = [a for a in LR_ATTRIBUTES if a != "alpha"]
+    spellings = [*own, *(f"{o}.{a}" for o in OPTIMIZER_ATTRIBUTES for a in LR_ATTRIBUTES), "alpha"]
     return next((s for s in spellings if _number(read_at(obj, s)) is not None), None)
 
 

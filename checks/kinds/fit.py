@@ -69,6 +69,8 @@ def images(shape: tuple[int, ...], canonical: Canonical) -> Iterator[tuple[str, 
 
 def vectors(shape: tuple[int, ...], canonical: Canonical, *, output: bool = False) -> Iterator[tuple[str, tuple]]:
     """(layout, canonical (N, ...)) a dense or flatten layer's input (or, ``output``: its (N, D) output) may be."""
+    if not shape:  # a scalar is neither
+        return
     layouts = {1: ("D",), 2: ("ND",)}.get(len(shape), ()) if output else ("D",) if len(shape) == 1 else ("ND", "SAMPLE")
     for layout in layouts:
         c = canonical(shape, layout)

@@ -69,11 +69,13 @@ class Piece:
 
 @dataclass(frozen=True)
 class Unidentified:
-    """Why a layer is not identified: the kinds tried, and how many candidates each gave."""
+    """Why a layer is not identified: the kinds tried, and how many candidates each gave; ``ambiguous``: two
+    candidates whose forwards both agree but whose gradients differ (their descriptions)."""
 
     index: int
     tried: Mapping[str, int]
     suggested: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()
 
 
 # -- gather indices: where each canonical entry sits in the user's array ---------------------------------------
@@ -145,23 +147,49 @@ def agrees(piece: Piece, seen: Sequence[Seen], tol: DtypeTolerances) -> bool:
 
 
 def identify(index: int, seen: Sequence[Seen], suggested: Sequence[str], tol: DtypeTolerances) -> Piece | Unidentified:
-    """The first candidate piece whose forward agrees with the layer's in every case, trying the kinds its class
-    name suggests first and then every kind with candidates (in checks.kinds.NAMES order), or why none does."""
+    """The candidate piece whose forward agrees with the layer's in every case (kinds its class was guessed as
+    first, then every kind with candidates, in checks.kinds.NAMES order), or why there is none. Every candidate
+    is tried: when several agree (a square weight that is symmetric, or zero, reads the same stored (D, M) or
+    (M, D)), their gradients at the first case must agree too, else the layer is ambiguous, not identified."""
     first = seen[0]
     tryable = [k.name for k in kinds.all_kinds() if k.candidates is not None]
     order = [k for k in suggested if k in tryable] + [k for k in tryable if k not in suggested]
     shapes = {name: tuple(v.shape) for name, v in first.params.items()}
     tried: dict[str, int] = {}
+    agreeing: list[Piece] = []
     for kind in order:
         count = 0
         for candidate in kinds.get(kind).candidates(first.input, first.output, first.params, canonical_shape):
             count += 1
             found = piece(kind, candidate, tuple(first.input.shape), shapes)
             if agrees(found, seen, tol):
-                return found
+                agreeing.append(found)
         if count:
             tried[kind] = count
-    return Unidentified(index, tried, tuple(k for k in suggested if k in kinds.NAMES))
+    suggested = tuple(k for k in suggested if k in kinds.NAMES)
+    if not agreeing:
+        return Unidentified(index, tried, suggested)
+    other = _differs(agreeing, first, tol)
+    if other is not None:
+        return Unidentified(index, tried, suggested, (agreeing[0].shown, other.shown))
+    return agreeing[0]
+
+
+def _differs(agreeing: Sequence[Piece], seen: Seen, tol: DtypeTolerances) -> Piece | None:
+    """An agreeing piece whose gradients (at the first case, along a fixed random upstream gradient) differ from
+    the first one's; None when all give the same."""
+    if len(agreeing) == 1:
+        return None
+    upstream = np.random.default_rng(0).standard_normal(np.shape(seen.output))
+    base = layer_gradients(agreeing[0], seen.input, seen.params, upstream)
+    for other in agreeing[1:]:
+        grads = layer_gradients(other, seen.input, seen.params, upstream)
+        pairs = [(base.input, grads.input)] + [(base.params[k], grads.params[k]) for k in base.params]
+        if set(grads.params) != set(base.params) or not all(
+            np.all(np.abs(b - a) <= tol.exact.bound(a)) for a, b in pairs
+        ):
+            return other
+    return None
 
 
 def suggested_kinds(cls: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -137,7 +137,11 @@ class RemoteNetwork:
                 assert set(grads) <= set(params) and all(is_spelling(s) for s in grads.values())
                 cls = _class(data.get("cls"))
                 name, calls = reply_text(data, "name"), reply_text(data, "calls")
-                layers.append(LayerInfo(k, name, calls, params, takes, grads, cls))
+                dtypes = {str(p): str(d) for p, d in (data.get("dtypes") or {}).items()}
+                assert set(dtypes) <= set(params) and all(
+                    np.issubdtype(np.dtype(d), np.floating) for d in dtypes.values()
+                )
+                layers.append(LayerInfo(k, name, calls, params, takes, grads, cls, dtypes))
             # parameter and gradient names: checks.adapt.chain.SPELLING (W, params['W'], weights[0], W.data)
             assert 0 < len(layers) <= MAX_LAYERS and all(is_spelling(p) for la in layers for p in la.params)
             loss = b.get("declared_loss") or b["loss"]
@@ -173,6 +177,7 @@ class RemoteNetwork:
             for i, layer in enumerate(info.layers):
                 has_up = f"up:{i}" in a
                 upstream.append(a[f"up:{i}"] if has_up else np.zeros(outputs[i].shape))
+                assert upstream[i].shape == outputs[i].shape
                 dx = a.get(f"dx:{i}") if returned_flags[i] else None
                 assert dx is None or dx.shape == inputs[i].shape
                 returned.append(dx)
@@ -181,6 +186,12 @@ class RemoteNetwork:
                 moved.append({p: bool(b["moved"][str(i)][p]) for p in layer.params} if has_up else {})
                 for p in layer.params if has_up else ():
                     assert params[i][p].shape == grads[i][p].shape == layer.params[p]
+            # the G each layer received is the gradient the layer after it returned
+            assert all(
+                returned[i + 1] is None or np.array_equal(upstream[i], returned[i + 1])
+                for i in range(n - 1)
+                if f"up:{i}" in a
+            )
             loss = b["loss"]
             value = math.inf if loss is None else float(loss)
         except (AssertionError, KeyError, TypeError, ValueError, AttributeError):

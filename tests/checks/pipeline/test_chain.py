@@ -445,3 +445,22 @@ def test_an_optimizer_that_climbs_is_named_per_parameter_and_training_fails():
     update = " ".join(f.message for p in report.properties if p.property == "sgd_update" for f in p.findings)
     assert "`W` of layer 1 Affine (index 0): wrong sign" in update and "`b` of layer 1 Affine (index 0)" in update
     assert _status(report, "training") == FAIL and _status(report, "grad_input") == PASS
+
+
+def test_a_float32_parameter_stepped_in_float32_is_allowed_its_steps_rounding():
+    report = _check(str(FIXTURES / "float32_step.py:build"))
+    assert report.passed, report.render()
+    assert report.settings["network"]["layers"][0]["params"] == {"W": [6, 5], "b": [5]}
+    assert _prop(report, "grad_W@1").oracles.get("torch") == 3
+
+
+def test_an_upstream_gradient_of_the_wrong_shape_from_the_worker_is_garbled_not_judged():
+    report = _check(str(FIXTURES / "forged_upstream.py:build"))
+    assert report.outcome()[0] == "crashed" and not report.passed
+    assert "the layer's process answered a network run that does not parse" in _text(report, "forward")
+    assert [p.property for p in report.properties] == ["forward"]
+
+
+def test_an_oracle_that_judged_nothing_is_not_listed(variants):
+    report = _check(f"{variants}:doubled")
+    assert _prop(report, "composition").oracles == {} and "torch" not in report.judged_by

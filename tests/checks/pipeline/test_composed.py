@@ -109,29 +109,30 @@ def test_an_output_that_agrees_in_one_case_only_is_not_identified():
 
 
 def _network(rng, dead_channel=False):
-    """conv (HW in, FHW weights) -> relu -> maxpool -> dense (one sample) on a 7x7 image, as pieces;
-    ``dead_channel``: a positive image and a negative first filter, so that channel is all ReLU zeros."""
+    """conv (HW in, FHW weights) -> relu -> maxpool -> dense (one sample) on 7x7 images, as pieces identified on
+    three images (as the network check does: one image can agree with a wrong pool stride by chance);
+    ``dead_channel``: positive images and a negative first filter, so that channel is all ReLU zeros."""
     filters = rng.standard_normal((3, 3, 3)) / 3
     weights = rng.standard_normal((2 * 2 * 3, 4))
-    x = rng.uniform(-0.5, 0.5, (7, 7))
+    xs = [rng.uniform(-0.5, 0.5, (7, 7)) for _ in range(3)]
     if dead_channel:
-        x, filters[0] = np.abs(x) + 0.1, -np.abs(filters[0]) - 0.1
+        xs, filters[0] = [np.abs(x) + 0.1 for x in xs], -np.abs(filters[0]) - 0.1
     params = [{"filters": filters}, {}, {}, {"weights": weights}]
-    a, pieces = x, []
-    for i, step in enumerate(
-        [
-            lambda a: cnn.conv2d(a[None, None], filters[:, None], None, (1, 1), (0, 0), (1, 1))[0].transpose(1, 2, 0),
-            lambda a: np.maximum(a, 0),
-            lambda a: cnn.max_pool2d(a.transpose(2, 0, 1)[None], (2, 2), (2, 2), (0, 0))[0][0].transpose(1, 2, 0),
-            lambda a: a.reshape(-1) @ weights,
-        ]
-    ):
-        z = step(a)
-        piece = composed.identify(i, [composed.Seen(a, z, params[i])], (), TOL)
-        assert isinstance(piece, composed.Piece)
+    steps = [
+        lambda a: cnn.conv2d(a[None, None], filters[:, None], None, (1, 1), (0, 0), (1, 1))[0].transpose(1, 2, 0),
+        lambda a: np.maximum(a, 0),
+        lambda a: cnn.max_pool2d(a.transpose(2, 0, 1)[None], (2, 2), (2, 2), (0, 0))[0][0].transpose(1, 2, 0),
+        lambda a: a.reshape(-1) @ weights,
+    ]
+    activations, pieces = list(xs), []
+    for i, step in enumerate(steps):
+        outputs = [step(a) for a in activations]
+        seen = [composed.Seen(a, z, params[i]) for a, z in zip(activations, outputs, strict=True)]
+        piece = composed.identify(i, seen, (), TOL)
+        assert isinstance(piece, composed.Piece), piece
         pieces.append(piece)
-        a = z
-    return pieces, x, params
+        activations = outputs
+    return pieces, xs[0], params
 
 
 def _loss(pieces, x, params, label):
@@ -220,3 +221,22 @@ def _perm(dense_w):
     """The dense weight's rows reordered from (H, W, C) flattening to (C, H, W) flattening (3x3 output, 2 ch)."""
     index = np.arange(2 * 3 * 3).reshape(3, 3, 2).transpose(2, 0, 1).reshape(-1)
     return dense_w[index]
+
+
+def test_a_square_weight_that_reads_the_same_both_ways_is_ambiguous_not_guessed():
+    # W stored (M, D) and used as x @ W.T: with W = 0 the (D, M) reading computes the same output, but its
+    # weight gradient is the transpose: the layer is not identified rather than identified the wrong way
+    rng = np.random.default_rng(10)
+    xs = [rng.standard_normal((3, 4)) for _ in range(2)]
+    b = rng.standard_normal(4)
+    found = _identify(xs, [x @ np.zeros((4, 4)).T + b for x in xs], {"W": np.zeros((4, 4)), "b": b})
+    assert isinstance(found, composed.Unidentified) and len(found.ambiguous) == 2
+    assert "weight DM" in found.ambiguous[0] and "weight MD" in found.ambiguous[1]
+    w = rng.standard_normal((4, 4))  # a general square weight: only one reading agrees
+    found = _identify(xs, [x @ w.T + b for x in xs], {"W": w, "b": b})
+    assert isinstance(found, composed.Piece) and "weight MD" in found.shown
+
+
+def test_a_scalar_input_fits_no_kind_and_does_not_crash():
+    found = composed.identify(0, [composed.Seen(np.array(1.0), np.zeros(3), {"W": np.ones((1, 3))})], (), TOL)
+    assert isinstance(found, composed.Unidentified) and not found.tried
