@@ -249,3 +249,11 @@ def test_a_wrong_declaration_is_an_adaptation_error_on_the_cli(tmp_path, capsys)
     )
     assert cli.main(["check", f"{tmp_path}/mine.py:spec"]) == 2
     assert "LayerSpec(shapes={'a': (...), 'b': (...), 'output': (...)})" in capsys.readouterr().err
+
+
+def test_a_gradient_with_another_inputs_shape_blames_no_order_when_the_shapes_are_no_permutation():
+    # db returned unsummed has a's shape (2, 3), but (2, 3), (2, 3) is no reordering of (2, 3), (3,)
+    props = by_property(run("unsummed_broadcast"))
+    fault = next(f for f in props["grad_b"].findings if f.failed)
+    assert fault.cause == "shape" and "expected (3,)" in fault.message
+    assert "that is the shape of" not in fault.message and props["grad_a"].status == PASS
