@@ -37,6 +37,7 @@ from checks.kinds.fit import Candidate
 from checks.oracles import torch_oracle
 from checks.oracles.kinks import KinkSite, near_kink
 from checks.tolerances import DtypeTolerances, tolerances_for
+from checks.windows import crop, pool_taps, scatter_add
 
 NEAR_KINK = 1e-9
 """A ReLU input or a pool window's top-two gap within NEAR_KINK x the activations' scale counts as a kink."""
@@ -216,6 +217,9 @@ class Gradients:
     loss: float
     input: np.ndarray
     params: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
+    at_kink: np.ndarray | None = None
+    """Entries of ``input`` (user layout) where several gradients are valid and torch's is one of them: not to be
+    judged against it (None: every entry is judged)."""
 
 
 def _torch_piece(piece: Piece, F: Any, tensors: dict, alternate: bool) -> Any:
@@ -332,14 +336,37 @@ def judge_layer(
     piece: Piece, a: np.ndarray, params: Mapping[str, np.ndarray], upstream: np.ndarray, tol: DtypeTolerances
 ) -> Gradients | str:
     """One layer's reference gradients at the input and upstream gradient it received in the network, or why
-    they do not judge it: at a tie or zero of its own, both tie-breaks must agree (as ``judge_case``)."""
+    they do not judge it. At a tie or zero of its own input where the two tie-breaks differ, the input entries
+    at the kink (``kink_entries``) are marked not to be judged: every other entry's gradient is the same for
+    every valid choice; a parameter gradient that differs between the tie-breaks leaves the layer unjudged."""
     grads = layer_gradients(piece, a, params, upstream)
-    if at_kink([piece], a, [params]):
-        other = layer_gradients(piece, a, params, upstream, alternate=True)
-        pairs = [(grads.input, other.input)] + [(grads.params[key], other.params[key]) for key in grads.params]
-        if not all(np.all(np.abs(b - a) <= tol.exact.bound(a)) for a, b in pairs):
-            return "a tie or a zero at its input where the valid gradients differ: torch's is one of several"
-    return grads
+    if not at_kink([piece], a, [params]):
+        return grads
+    other = layer_gradients(piece, a, params, upstream, alternate=True)
+    if not all(np.all(np.abs(other.params[k] - g) <= tol.exact.bound(g)) for k, g in grads.params.items()):
+        return "a tie or a zero at its input where the valid gradients differ: torch's is one of several"
+    if np.all(np.abs(other.input - grads.input) <= tol.exact.bound(grads.input)):
+        return grads
+    canonical = np.zeros(piece.input_index.shape, dtype=bool)
+    for site in piece.forward(a, params)[1]:
+        canonical |= kink_entries(site)
+    mask = np.zeros(np.size(a), dtype=bool)
+    mask[piece.input_index.reshape(-1)] = canonical.reshape(-1)
+    return Gradients(grads.loss, grads.input, grads.params, mask.reshape(np.shape(a)))
+
+
+def kink_entries(site: KinkSite, rel: float = NEAR_KINK) -> np.ndarray:
+    """The entries of a kink site's input (canonical) where several gradients are valid, within rounding: a ReLU
+    input within rel x scale of 0; a member of a pool window whose top values tie within rel x scale (scale: the
+    site's largest |value|). An entry outside them gets the same gradient from every valid choice."""
+    scale = max(float(np.max(np.abs(site.values), initial=0.0)), 1e-300)
+    if site.op == "relu":
+        return np.abs(site.values) <= rel * scale
+    assert site.geometry is not None
+    t = pool_taps(np.asarray(site.values, dtype=np.float64), site.geometry)
+    near = t >= t.max(axis=(-2, -1), keepdims=True) - rel * scale
+    tied = near & (near.sum(axis=(-2, -1), keepdims=True) > 1)
+    return crop(scatter_add(tied, site.geometry, dtype=bool), site.geometry)
 
 
 def dtype_of(arrays: Sequence[np.ndarray]) -> np.dtype:

@@ -464,3 +464,19 @@ def test_an_upstream_gradient_of_the_wrong_shape_from_the_worker_is_garbled_not_
 def test_an_oracle_that_judged_nothing_is_not_listed(variants):
     report = _check(f"{variants}:doubled")
     assert _prop(report, "composition").oracles == {} and "torch" not in report.judged_by
+
+
+def test_a_pool_after_a_relu_is_judged_by_its_twin_away_from_the_tied_zeros():
+    # the pool routes ties to the last maximum (valid; torch takes the first): the tied entries are left out
+    report = _check(str(FIXTURES / "relu_pool_net.py:build"))
+    assert report.passed, report.render()
+    assert _prop(report, "layer@3").oracles.get("torch") == 3
+    assert "input entries at a tie or zero not judged" in _text(report, "layer@3")
+
+
+def test_a_pool_routing_to_its_top_left_is_named_by_its_twin_where_differences_cannot_judge():
+    report = _check(str(FIXTURES / "relu_pool_net.py:build_top_left"))
+    assert report.settings["network"]["at_fault"]["number"] == 3
+    assert "layer at fault: layer 3 TopLeftPool (index 2): its backward disagrees with the torch twin" in _text(
+        report, "layer@3"
+    )

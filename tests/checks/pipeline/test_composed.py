@@ -240,3 +240,22 @@ def test_a_square_weight_that_reads_the_same_both_ways_is_ambiguous_not_guessed(
 def test_a_scalar_input_fits_no_kind_and_does_not_crash():
     found = composed.identify(0, [composed.Seen(np.array(1.0), np.zeros(3), {"W": np.ones((1, 3))})], (), TOL)
     assert isinstance(found, composed.Unidentified) and not found.tried
+
+
+def test_only_the_entries_at_a_tie_or_zero_are_left_unjudged_in_place():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 1, 4, 4))
+    x[0, 0, 0, 0] = x[0, 0, 0, 1] = x[0, 0, 1, 0] = 9.0  # a three-way tie in the first window
+    x[0, 0, 1, 3] = x[0, 0, 3, 1] = x[0, 0, 3, 3] = 5.0  # the other maxima away from their windows' corners
+    out = cnn.max_pool2d(x, (2, 2), (2, 2), (0, 0))[0]
+    pool = composed.identify(0, [composed.Seen(x, out, {})], ("maxpool",), TOL)
+    assert pool.shown.startswith("maxpool 2x2, stride 2")
+    verdict = composed.judge_layer(pool, x, {}, rng.standard_normal(out.shape), TOL)
+    assert isinstance(verdict, composed.Gradients)
+    expected = np.zeros(x.shape, dtype=bool)
+    expected[0, 0, 0, 0] = expected[0, 0, 0, 1] = expected[0, 0, 1, 0] = True  # the middle one too
+    np.testing.assert_array_equal(verdict.at_kink, expected)
+    relu_in = np.array([[1.0, 0.0, -2.0]])
+    relu = composed.identify(0, [composed.Seen(relu_in, np.maximum(relu_in, 0), {})], ("relu",), TOL)
+    verdict = composed.judge_layer(relu, relu_in, {}, np.ones((1, 3)), TOL)
+    np.testing.assert_array_equal(verdict.at_kink, [[False, True, False]])
