@@ -915,21 +915,9 @@ def load(
         "model": model,
         "loss": loss,
         "declared_loss": getattr(module, "LOSS", None) if getattr(module, "LOSS", None) in LOSSES else None,
-        "probe_fault": None if fault is None else _fault_body(fault),
+        "probe_fault": None if fault is None else {"layer": None, **fault.as_dict()},
     }
     return calls, body, output
-
-
-def _fault_body(fault: LayerFault) -> dict:
-    return {
-        "stage": fault.stage,
-        "cause": fault.cause.value,
-        "detail": fault.detail,
-        "shapes": fault.shapes,
-        "actual_shape": None if fault.actual_shape is None else list(fault.actual_shape),
-        "origin": getattr(fault, "origin", None),
-        "layer": getattr(fault, "layer", None),
-    }
 
 
 # -- the requests -----------------------------------------------------------------------------------------------
@@ -990,7 +978,7 @@ def serve(server: Any, request: Any) -> None:
         else:
             server._reply("refused", {"reason": f"unknown request {verb!r}", "cause": "garbled"})
     except LayerFault as fault:
-        server._reply("fault", {"fault": _fault_body(fault)})
+        server._reply("fault", {"fault": {"layer": None, **fault.as_dict()}})
 
 
 def _finite(values: list) -> np.ndarray:

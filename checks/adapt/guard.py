@@ -75,6 +75,21 @@ class LayerFault(Exception):
         where = f" (inputs: {shapes})" if shapes else ""
         super().__init__(f"{stage}: {detail}{where}")
 
+    def as_dict(self) -> dict:
+        """The fault as plain data for the wire (its cause typed by name, where in the user's code it was
+        raised; ``layer``: which layer of a network, when set)."""
+        data = {
+            "stage": self.stage,
+            "cause": self.cause.value,
+            "detail": self.detail,
+            "shapes": self.shapes,
+            "actual_shape": None if self.actual_shape is None else list(self.actual_shape),
+            "origin": self.origin,
+        }
+        if hasattr(self, "layer"):
+            data["layer"] = self.layer
+        return data
+
 
 class _Timeout(BaseException):
     """Raised by the alarm handler; a BaseException so a bare ``except Exception`` in the layer cannot eat it."""

@@ -122,7 +122,7 @@ class Server:
         self.wire.send(self.reply_fd, self.wire.Message(verb, body, dict(arrays or {})))
 
     def _fault(self, fault: Any) -> None:
-        self._reply("fault", {"fault": fault_dict(fault)})
+        self._reply("fault", {"fault": fault.as_dict()})
 
     def _guarded(self, stage: str, fn: Any, *args: Any, shapes: str = "") -> Any:
         from checks.adapt.guard import call
@@ -260,7 +260,7 @@ class Server:
             try:
                 arrays[f"grad:{name}"] = carried("backward", f"gradient for {name!r}", value, subject.shapes)
             except LayerFault as fault:
-                faults[name] = fault_dict(fault)
+                faults[name] = fault.as_dict()
         for name, value in (getattr(subject, "raw", None) or {}).items():
             raw = _carryable(value)
             if raw is not None:
@@ -326,18 +326,6 @@ class Server:
 
 
 # -- values that cross -----------------------------------------------------------------------------------
-
-
-def fault_dict(fault: Any) -> dict:
-    """A LayerFault as plain data (its cause typed by name, where in the user's code it was raised)."""
-    return {
-        "stage": fault.stage,
-        "cause": fault.cause.value,
-        "detail": fault.detail,
-        "shapes": fault.shapes,
-        "actual_shape": None if fault.actual_shape is None else list(fault.actual_shape),
-        "origin": getattr(fault, "origin", None),
-    }
 
 
 def _carryable(value: Any) -> Any:

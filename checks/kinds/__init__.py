@@ -44,24 +44,7 @@ NAMES = (
     "network",
 )
 """Every kind the pipeline knows, in the order reports and tables list them."""
-USER_NAMES = (
-    "conv",
-    "maxpool",
-    "relu",
-    "dense",
-    "flatten",
-    "sigmoid",
-    "tanh",
-    "leaky_relu",
-    "softmax",
-    "avgpool",
-    "batchnorm",
-    "dropout",
-    "softmax_ce",
-    "svm_loss",
-    "dense+softmax",
-    "function",
-)
+USER_NAMES = tuple(name for name in NAMES if name != "network")
 """The kinds a user's layer can be checked as (``--kind``); the network is internal (it exercises the oracles)."""
 
 PARAMS = {

@@ -561,6 +561,13 @@ class Checker:
         else:
             prop.add(PASS, f"{layer.shown}: its backward agrees with its forward at the activations it receives")
 
+    @staticmethod
+    def _step_rounding(layer: LayerInfo, p: str, theta: np.ndarray, run: Run) -> np.ndarray:
+        """What a gradient recovered from a step, (before - after) / lr, may be off by: 4 eps |theta| / lr, eps of
+        the dtype the step rounds in (the parameter's, or the network's when coarser)."""
+        eps = max(float(np.finfo(composed.dtype_of(run.outputs)).eps), layer.eps(p))
+        return 4 * eps * np.abs(theta) / LR
+
     def _twin(self, prop: _Prop, layer: LayerInfo, k: int, run: Run) -> list[tuple[str, Comparison, int]]:
         """Layer i at case k against the torch twin of the reference kind it was identified as, at the input and
         upstream gradient it received: a finding with oracle torch (a failure is quiet: the blame says it);
@@ -580,11 +587,10 @@ class Checker:
             if layer.gradient_of(p) and (0, p) in verdict.params:
                 step = None if p in layer.grads else run.params[i][p]
                 pairs.append((p, run.grads[i][p], verdict.params[(0, p)], step))
-        eps = float(np.finfo(composed.dtype_of(run.outputs)).eps)
         unjudged = verdict.at_kink if verdict.at_kink is not None else np.zeros(run.inputs[i].shape, dtype=bool)
         wrong, judged = [], 0
         for name, claimed, expected, step in pairs:
-            floor = None if step is None else 4 * max(eps, layer.eps(name)) * np.abs(step) / LR
+            floor = None if step is None else self._step_rounding(layer, name, step, run)
             mask = ~unjudged if name == "input" else None  # entries at a tie or zero: several valid gradients
             result = compare(claimed, expected, tol.exact, floor=floor, mask=mask)
             judged += result.total
@@ -795,12 +801,9 @@ class Checker:
             prop.add(NOT_JUDGED, f"not judged by the torch composition: {what}: {grads}", self._case(k), oracle="torch")
             return
         expected = grads.input if key is None else grads.params[key]
-        dtype = composed.dtype_of(self.runs[k].outputs)
         tol = composed.tolerances(self.runs[k].outputs)
-        eps = float(np.finfo(dtype).eps)
-        if key is not None:  # a step rounds in the dtype the parameter is held in
-            eps = max(eps, self.info.layers[key[0]].eps(key[1]))
-        floor = None if step is None else 4 * eps * np.abs(step) / LR
+        layer = None if key is None else self.info.layers[key[0]]
+        floor = None if step is None or layer is None else self._step_rounding(layer, key[1], step, self.runs[k])
         result = compare(claimed, expected, tol.exact, floor=floor)
         if result.ok:
             prop.add(

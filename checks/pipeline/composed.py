@@ -185,10 +185,7 @@ def _differs(agreeing: Sequence[Piece], seen: Seen, tol: DtypeTolerances) -> Pie
     base = layer_gradients(agreeing[0], seen.input, seen.params, upstream)
     for other in agreeing[1:]:
         grads = layer_gradients(other, seen.input, seen.params, upstream)
-        pairs = [(base.input, grads.input)] + [(base.params[k], grads.params[k]) for k in base.params]
-        if set(grads.params) != set(base.params) or not all(
-            np.all(np.abs(b - a) <= tol.exact.bound(a)) for a, b in pairs
-        ):
+        if not (same(base.input, grads.input, tol) and same_params(base, grads, tol)):
             return other
     return None
 
@@ -326,10 +323,19 @@ def judge_case(
     grads = gradients(pieces, x, params, labels, loss)
     if at_kink(pieces, x, params):
         other = gradients(pieces, x, params, labels, loss, alternate=True)
-        pairs = [(grads.input, other.input)] + [(grads.params[key], other.params[key]) for key in grads.params]
-        if not all(np.all(np.abs(b - a) <= tol.exact.bound(a)) for a, b in pairs):
+        if not (same(grads.input, other.input, tol) and same_params(grads, other, tol)):
             return "a tie or a zero inside the network where torch's two tie-breaks give different gradients"
     return grads
+
+
+def same(a: np.ndarray, b: np.ndarray, tol: DtypeTolerances) -> bool:
+    """b equals a within the exact tolerance, entry by entry."""
+    return bool(np.all(np.abs(b - a) <= tol.exact.bound(a)))
+
+
+def same_params(a: Gradients, b: Gradients, tol: DtypeTolerances) -> bool:
+    """The same parameters, each gradient equal within the exact tolerance."""
+    return set(a.params) == set(b.params) and all(same(g, b.params[k], tol) for k, g in a.params.items())
 
 
 def judge_layer(
@@ -343,9 +349,9 @@ def judge_layer(
     if not at_kink([piece], a, [params]):
         return grads
     other = layer_gradients(piece, a, params, upstream, alternate=True)
-    if not all(np.all(np.abs(other.params[k] - g) <= tol.exact.bound(g)) for k, g in grads.params.items()):
+    if not same_params(grads, other, tol):
         return "a tie or a zero at its input where the valid gradients differ: torch's is one of several"
-    if np.all(np.abs(other.input - grads.input) <= tol.exact.bound(grads.input)):
+    if same(grads.input, other.input, tol):
         return grads
     canonical = np.zeros(piece.input_index.shape, dtype=bool)
     for site in piece.forward(a, params)[1]:
